@@ -1,0 +1,216 @@
+"""Command line: ``jetatag <stage> ...``, one subcommand per pipeline stage plus the tagging tools.
+
+This module only parses arguments and calls the stage functions; defaults for knobs live in
+``params.yaml``, never here. Input and output paths are explicit and mirror the DAG's deps/outs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from jetatag.config import EXTRACTOR_IDS, VARIANTS, Params, ParamsError, load_params
+from jetatag.errors import StageError
+
+log = logging.getLogger("jetatag")
+
+
+def _params(args: argparse.Namespace) -> Params:
+    return load_params(args.params or ["params.yaml"])
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--params",
+        action="append",
+        type=Path,
+        metavar="YAML",
+        help="params file; repeat to layer a profile over the defaults (default: params.yaml)",
+    )
+
+
+def _add_extractor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--extractor", required=True, choices=EXTRACTOR_IDS, help="feature extractor id")
+
+
+def _add_variant(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", required=True, choices=VARIANTS, help="with (je) or without (noje) stage 1")
+
+
+# --- stage handlers: each imports its implementation lazily so `--help` stays fast -------------
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from jetatag.synth.mirror import write_mirror
+
+    write_mirror(args.out, n_clips=args.n_clips, clip_seconds=args.clip_seconds, seed=args.seed, workers=args.workers)
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from jetatag.data.download import run_download
+
+    run_download(_params(args), out_dir=args.out)
+
+
+def cmd_labels(args: argparse.Namespace) -> None:
+    from jetatag.data.labels import run_labels
+
+    run_labels(_params(args), raw_dir=args.raw, out_dir=args.out)
+
+
+def cmd_segment(args: argparse.Namespace) -> None:
+    from jetatag.data.segment import run_segment
+
+    run_segment(_params(args), labels_dir=args.labels, raw_dir=args.raw, out_dir=args.out)
+
+
+def cmd_stage1(args: argparse.Namespace) -> None:
+    from jetatag.train.stage1 import run_stage1
+
+    run_stage1(
+        _params(args),
+        extractor=args.extractor,
+        audio_dir=args.audio,
+        tags_path=args.tags,
+        out_path=args.out,
+        live_dir=args.live,
+    )
+
+
+def cmd_stage2(args: argparse.Namespace) -> None:
+    from jetatag.train.stage2 import run_stage2
+
+    if args.variant == "je" and args.stage1 is None:
+        raise StageError("stage2 --variant je needs --stage1 (the stage-1 checkpoint)")
+    run_stage2(
+        _params(args),
+        extractor=args.extractor,
+        variant=args.variant,
+        audio_dir=args.audio,
+        tags_path=args.tags,
+        stage1_path=args.stage1,
+        out_path=args.out,
+        live_dir=args.live,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from jetatag.evaluate.stage import run_evaluate
+
+    run_evaluate(_params(args), model_path=args.model, audio_dir=args.audio, out_json=args.out, out_arrays=args.arrays)
+
+
+def cmd_table1(args: argparse.Namespace) -> None:
+    from jetatag.report.table1 import run_table1
+
+    run_table1(_params(args), eval_dir=args.evals, out_table=args.out_table, out_metrics=args.out_metrics)
+
+
+def cmd_figure2(args: argparse.Namespace) -> None:
+    from jetatag.report.figure2 import run_figure2
+
+    run_figure2(
+        _params(args),
+        arrays_dir=args.arrays,
+        eval_dir=args.evals,
+        out_figure=args.out,
+        out_per_tag=args.out_per_tag,
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetatag", description="Music auto-tagging with joint embeddings: pipeline stages and tools."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("synth", cmd_synth, "Write a synthetic MTAT-format mirror (zip pieces, CSVs, SHA256SUMS).")
+    p.add_argument("--out", type=Path, required=True, help="mirror folder to write")
+    p.add_argument("--n-clips", type=int, required=True)
+    p.add_argument("--clip-seconds", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--workers", type=int, default=1)
+
+    p = add("download", cmd_download, "Acquire MTAT (official/http mirror, local folder or synthetic).")
+    _add_params(p)
+    p.add_argument("--out", type=Path, required=True, help="raw data folder (annotations + mp3/<0-f>/)")
+
+    p = add("labels", cmd_labels, "Select the top-N tags, split by folder, drop unusable clips.")
+    _add_params(p)
+    p.add_argument("--raw", type=Path, required=True, help="raw data folder written by download")
+    p.add_argument("--out", type=Path, required=True, help="labels folder (tags.json, clips.parquet)")
+
+    p = add("segment", cmd_segment, "Decode, resample and shard the kept clips.")
+    _add_params(p)
+    p.add_argument("--labels", type=Path, required=True, help="labels folder written by labels")
+    p.add_argument("--raw", type=Path, required=True, help="raw data folder written by download")
+    p.add_argument("--out", type=Path, required=True, help="audio folder (npy shards + index.parquet)")
+
+    p = add("stage1", cmd_stage1, "JE stage 1: train tag autoencoder + extractor + projection head.")
+    _add_params(p)
+    _add_extractor(p)
+    p.add_argument("--audio", type=Path, required=True, help="audio folder written by segment")
+    p.add_argument("--tags", type=Path, required=True, help="tags.json written by labels")
+    p.add_argument("--out", type=Path, required=True, help="stage-1 checkpoint to write")
+    p.add_argument("--live", type=Path, required=True, help="dvclive folder for per-epoch metrics")
+
+    p = add("stage2", cmd_stage2, "Stage 2: classifier on the frozen JE extractor (je) or end to end (noje).")
+    _add_params(p)
+    _add_extractor(p)
+    _add_variant(p)
+    p.add_argument("--audio", type=Path, required=True, help="audio folder written by segment")
+    p.add_argument("--tags", type=Path, required=True, help="tags.json written by labels")
+    p.add_argument("--stage1", type=Path, help="stage-1 checkpoint (variant je only)")
+    p.add_argument("--out", type=Path, required=True, help="model checkpoint to write")
+    p.add_argument("--live", type=Path, required=True, help="dvclive folder for per-epoch metrics")
+
+    p = add("evaluate", cmd_evaluate, "Score the test clips; write both protocols' metrics.")
+    _add_params(p)
+    p.add_argument("--model", type=Path, required=True, help="model checkpoint written by stage2")
+    p.add_argument("--audio", type=Path, required=True, help="audio folder written by segment")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    p.add_argument("--arrays", type=Path, required=True, help="npz of scores and embeddings to write")
+
+    p = add("table1", cmd_table1, "Table 1 (markdown) and flat metrics.json from all evaluations.")
+    _add_params(p)
+    p.add_argument("--evals", type=Path, required=True, help="folder of <extractor>-<variant>.json")
+    p.add_argument("--out-table", type=Path, required=True)
+    p.add_argument("--out-metrics", type=Path, required=True)
+
+    p = add("figure2", cmd_figure2, "Figure 2 (t-SNE panels) and per-tag ROC-AUC plot.")
+    _add_params(p)
+    p.add_argument("--arrays", type=Path, required=True, help="folder of <extractor>-<variant>.npz")
+    p.add_argument("--evals", type=Path, required=True, help="folder of <extractor>-<variant>.json")
+    p.add_argument("--out", type=Path, required=True, help="figure PNG to write")
+    p.add_argument("--out-per-tag", type=Path, required=True, help="per-tag ROC-AUC PNG to write")
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jetatag`` console script."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.handler(args)
+    except (ParamsError, StageError, FileNotFoundError) as err:
+        log.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Typed, validated view of ``params.yaml``.
+
+Every knob lives in ``params.yaml``; this module loads it (optionally layered with profile files)
+into frozen dataclasses and rejects unknown keys, wrong types and impossible values *before* any
+stage does work, with one message naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+EXTRACTOR_IDS = ("hcnn", "sincnet", "samplecnn", "samplecnn_se", "samplecnn_res", "samplecnn_rese")
+"""Extractor ids in the paper's Table 1 order."""
+
+VARIANTS = ("noje", "je")
+
+
+class ParamsError(ValueError):
+    """A params file is missing, malformed or holds a bad value."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = "synthetic"
+    n_tags: int = 50
+    retries: int = 5
+    timeout_s: float = 60.0
+
+    def validate(self) -> None:
+        _check(bool(self.source.strip()), "data.source", "must be 'synthetic', an http(s) URL or a local folder")
+        _check(self.n_tags >= 2, "data.n_tags", "must be >= 2")
+        _check(self.retries >= 1, "data.retries", "must be >= 1")
+        _check(self.timeout_s > 0, "data.timeout_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    n_clips: int = 480
+    clip_seconds: float = 10.0
+    seed: int = 0
+    workers: int = 2
+
+    def validate(self) -> None:
+        _check(self.n_clips >= 16, "synth.n_clips", "must be >= 16 (one clip per folder 0-f at least)")
+        _check(self.clip_seconds >= 1.0, "synth.clip_seconds", "must be >= 1.0")
+        _check(self.workers >= 1, "synth.workers", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    sample_rate: int = 16000
+    peak_normalize: bool = True
+    dtype: Literal["int16", "float16"] = "int16"
+    shard_mb: float = 256.0
+    short_clips: Literal["pad", "reject"] = "pad"
+    workers: int = 2
+
+    def validate(self) -> None:
+        _check(4000 <= self.sample_rate <= 96000, "audio.sample_rate", "must be within 4000..96000 Hz")
+        _check(self.shard_mb > 0, "audio.shard_mb", "must be > 0")
+        _check(self.workers >= 1, "audio.workers", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    width: float = 0.125
+    hcnn_crop_samples: int = 80000
+    samplecnn_crop_samples: int = 59049
+    sinc_filters: int = 256
+    sinc_taps: int = 251
+    embed_dim: int = 128
+    pair_loss: Literal["cosine", "margin"] = "cosine"
+    margin: float = 0.4
+
+    def validate(self) -> None:
+        _check(0 < self.width <= 4, "model.width", "must be in (0, 4]")
+        _check(self.hcnn_crop_samples >= 4096, "model.hcnn_crop_samples", "must be >= 4096")
+        _check(
+            self.samplecnn_crop_samples >= 3**10,
+            "model.samplecnn_crop_samples",
+            "must be >= 59049 (3^10: ten stride-3 stages)",
+        )
+        _check(self.sinc_filters >= 1, "model.sinc_filters", "must be >= 1")
+        _check(self.sinc_taps >= 3 and self.sinc_taps % 2 == 1, "model.sinc_taps", "must be odd and >= 3")
+        _check(self.embed_dim >= 2, "model.embed_dim", "must be >= 2")
+        _check(self.margin >= 0, "model.margin", "must be >= 0")
+
+    def crop_samples(self, extractor: str) -> int:
+        """Training/evaluation crop length for ``extractor``."""
+        return self.hcnn_crop_samples if extractor == "hcnn" else self.samplecnn_crop_samples
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a training schedule: an optimizer at a fixed learning rate for some epochs."""
+
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    epochs: int
+
+    def validate(self, key: str) -> None:
+        _check(self.lr > 0, f"{key}.lr", "must be > 0")
+        _check(self.epochs >= 0, f"{key}.epochs", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    batch_size: int = 16
+    seed: int = 0
+    workers: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
+    stage2_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
+
+    def validate(self) -> None:
+        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _check(self.workers >= 0, "train.workers", "must be >= 0")
+        for name in ("stage1_schedule", "stage2_schedule"):
+            phases = getattr(self, name)
+            _check(len(phases) >= 1, f"train.{name}", "needs at least one phase")
+            for i, phase in enumerate(phases):
+                phase.validate(f"train.{name}[{i}]")
+            _check(sum(p.epochs for p in phases) >= 1, f"train.{name}", "needs at least one epoch in total")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    n_crops: int = 16
+    batch_size: int = 32
+    bootstrap: int = 1000
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(self.n_crops >= 1, "evaluate.n_crops", "must be >= 1")
+        _check(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
+        _check(self.bootstrap >= 0, "evaluate.bootstrap", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    tsne_tag: str = "techno"
+    tsne_perplexity: float = 30.0
+    per_tag_extractor: str = "hcnn"
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(self.tsne_perplexity > 0, "report.tsne_perplexity", "must be > 0")
+        _check(
+            self.per_tag_extractor in EXTRACTOR_IDS,
+            "report.per_tag_extractor",
+            f"must be one of {', '.join(EXTRACTOR_IDS)}",
+        )
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of ``params.yaml``: one section per pipeline part."""
+
+    data: DataParams = field(default_factory=DataParams)
+    synth: SynthParams = field(default_factory=SynthParams)
+    audio: AudioParams = field(default_factory=AudioParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    report: ReportParams = field(default_factory=ReportParams)
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+
+
+def _check(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ParamsError(f"{key}: {problem}")
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into ``base`` recursively (mappings merge, everything else replaces)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_params(paths: Path | str | Sequence[Path | str]) -> Params:
+    """Load, layer (later files override earlier ones) and validate params files.
+
+    Raises :class:`ParamsError` naming the file or key on any problem.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    raw: dict[str, Any] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ParamsError(f"{path}: params file not found")
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ParamsError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(doc, Mapping):
+            raise ParamsError(f"{path}: top level must be a mapping of sections")
+        raw = deep_merge(raw, doc)
+    return params_from_dict(raw)
+
+
+def params_from_dict(raw: Mapping[str, Any]) -> Params:
+    """Build validated :class:`Params` from a plain mapping (e.g. Snakemake's ``config``)."""
+    params = _build(Params, raw, "")
+    params.validate()
+    return params
+
+
+def params_to_dict(params: Params) -> dict[str, Any]:
+    """Plain-data form of ``params`` (lists for schedules), suitable for YAML or checkpoints."""
+    return _plain(dataclasses.asdict(params))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``raw``, checking keys and types."""
+    where = prefix or "params"
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{where}: must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ParamsError(
+            f"{prefix + '.' if prefix else ''}{unknown[0]}: unknown key (known: {', '.join(sorted(names))})"
+        )
+    kwargs = {key: _coerce(hints[key], value, f"{prefix}.{key}" if prefix else key) for key, value in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against type ``hint`` and convert it (int -> float, list -> tuple)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ParamsError(f"{key}: must be one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
+    if origin is tuple:
+        (item, _) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{key}: must be a list, got {type(value).__name__}")
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported union in params schema at {key}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{key}: must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported type {hint!r} in params schema at {key}")
