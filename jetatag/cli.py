@@ -74,7 +74,6 @@ def cmd_stage1(args: argparse.Namespace) -> None:
         _params(args),
         extractor=args.extractor,
         audio_dir=args.audio,
-        tags_path=args.tags,
         out_path=args.out,
         live_dir=args.live,
     )
@@ -90,7 +89,6 @@ def cmd_stage2(args: argparse.Namespace) -> None:
         extractor=args.extractor,
         variant=args.variant,
         audio_dir=args.audio,
-        tags_path=args.tags,
         stage1_path=args.stage1,
         out_path=args.out,
         live_dir=args.live,
@@ -159,7 +157,6 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_params(p)
     _add_extractor(p)
     p.add_argument("--audio", type=Path, required=True, help="audio folder written by segment")
-    p.add_argument("--tags", type=Path, required=True, help="tags.json written by labels")
     p.add_argument("--out", type=Path, required=True, help="stage-1 checkpoint to write")
     p.add_argument("--live", type=Path, required=True, help="dvclive folder for per-epoch metrics")
 
@@ -168,7 +165,6 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_extractor(p)
     _add_variant(p)
     p.add_argument("--audio", type=Path, required=True, help="audio folder written by segment")
-    p.add_argument("--tags", type=Path, required=True, help="tags.json written by labels")
     p.add_argument("--stage1", type=Path, help="stage-1 checkpoint (variant je only)")
     p.add_argument("--out", type=Path, required=True, help="model checkpoint to write")
     p.add_argument("--live", type=Path, required=True, help="dvclive folder for per-epoch metrics")
