@@ -104,7 +104,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_table1(args: argparse.Namespace) -> None:
     from jetatag.report.table1 import run_table1
 
-    run_table1(_params(args), eval_dir=args.evals, out_table=args.out_table, out_metrics=args.out_metrics)
+    run_table1(
+        _params(args),
+        eval_dir=args.evals,
+        arrays_dir=args.arrays,
+        out_table=args.out_table,
+        out_metrics=args.out_metrics,
+    )
 
 
 def cmd_figure2(args: argparse.Namespace) -> None:
@@ -119,11 +125,86 @@ def cmd_figure2(args: argparse.Namespace) -> None:
     )
 
 
+# --- tagging tools: use a trained model on the user's own music ---------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from jetatag.tagging.run import run_export
+
+    if args.model is None:
+        if args.extractor is None or args.variant is None:
+            raise StageError("export needs --model PATH, or --extractor and --variant (under --models-dir)")
+        args.model = args.models_dir / args.extractor / args.variant / "model.pt"
+    sys.stdout.write(run_export(args.model, args.out))
+
+
+def cmd_tag(args: argparse.Namespace) -> None:
+    from jetatag.tagging.run import run_tag
+
+    sys.stdout.write(
+        run_tag(
+            args.model,
+            args.paths,
+            top_k=args.top_k,
+            fmt=args.format,
+            hop_s=args.hop,
+            batch_size=args.batch_size,
+            device=args.device,
+        )
+    )
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from jetatag.tagging.run import run_index
+
+    sys.stdout.write(
+        run_index(
+            args.model, args.paths, out_path=args.out, hop_s=args.hop, batch_size=args.batch_size, device=args.device
+        )
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from jetatag.tagging.run import run_search
+
+    sys.stdout.write(run_search(args.index, args.tags, k=args.k, by=args.by, model_path=args.model))
+
+
+# --- pipeline front ends: dvc.yaml generation, params profiles, CI metric diffs ----------------
+
+
+def cmd_pipeline_generate(args: argparse.Namespace) -> None:
+    from jetatag.pipeline import write_dvc_yaml
+
+    write_dvc_yaml(args.out, check=args.check)
+
+
+def cmd_pipeline_apply_profile(args: argparse.Namespace) -> None:
+    from jetatag.pipeline import apply_profile
+
+    changed = apply_profile(args.profile, args.params_file)
+    log.info("%s: %d values from %s: %s", args.params_file, len(changed), args.profile, ", ".join(changed) or "none")
+
+
+def cmd_metrics_diff(args: argparse.Namespace) -> None:
+    from jetatag.metrics_diff import write_metrics_diff
+
+    write_metrics_diff(args.base, args.out)
+
+
+def _add_inference(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="model bundle (.jetatag) or training checkpoint")
+    parser.add_argument("--hop", type=float, metavar="SECONDS", help="hop between crops (default: one crop length)")
+    parser.add_argument("--batch-size", type=int, default=16, help="crops per forward pass (default: 16)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jetatag", description="Music auto-tagging with joint embeddings: pipeline stages and tools."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-file", type=Path, metavar="PATH", help="also write the log to PATH (pipeline jobs)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
@@ -179,6 +260,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = add("table1", cmd_table1, "Table 1 (markdown) and flat metrics.json from all evaluations.")
     _add_params(p)
     p.add_argument("--evals", type=Path, required=True, help="folder of <extractor>-<variant>.json")
+    p.add_argument("--arrays", type=Path, required=True, help="folder of <extractor>-<variant>.npz (paired bootstrap)")
     p.add_argument("--out-table", type=Path, required=True)
     p.add_argument("--out-metrics", type=Path, required=True)
 
@@ -189,16 +271,62 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="figure PNG to write")
     p.add_argument("--out-per-tag", type=Path, required=True, help="per-tag ROC-AUC PNG to write")
 
+    p = add("export", cmd_export, "Bundle a trained model into one .jetatag file for tagging your own music.")
+    p.add_argument("--model", type=Path, help="training checkpoint, e.g. models/hcnn/je/model.pt")
+    p.add_argument("--extractor", choices=EXTRACTOR_IDS, help="instead of --model: <models-dir>/<extractor>/...")
+    p.add_argument("--variant", choices=VARIANTS, help="instead of --model: .../<variant>/model.pt")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="models folder (default: models)")
+    p.add_argument("--out", type=Path, required=True, help="bundle to write, e.g. model.jetatag")
+
+    p = add("tag", cmd_tag, "Tag audio files and folders (any format, rate and channel count) with a model.")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    _add_inference(p)
+    p.add_argument("--top-k", type=int, default=5, help="tags printed per file (default: 5)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
+
+    p = add("index", cmd_index, "Index a collection: per-file joint embedding z_m and tag scores, in parquet.")
+    p.add_argument("paths", type=Path, nargs="+", metavar="DIR", help="audio folders or files (searched recursively)")
+    _add_inference(p)
+    p.add_argument("--out", type=Path, required=True, help="index parquet to write")
+
+    p = add("search", cmd_search, "Search an index by tags (joint embedding for je models, or tag scores).")
+    p.add_argument("--index", type=Path, required=True, help="index parquet written by index")
+    p.add_argument("--tags", required=True, help="comma-separated query tags, e.g. 'techno,fast'")
+    p.add_argument("-k", type=int, default=10, help="results to show (default: 10)")
+    p.add_argument("--by", choices=("embedding", "scores"), help="ranking (default: embedding if the index has z_m)")
+    p.add_argument("--model", type=Path, help="model the index was built with (default: the path recorded in it)")
+
+    help_ = "Pipeline front ends: regenerate dvc.yaml, apply a params profile."
+    p = sub.add_parser("pipeline", help=help_, description=help_)
+    pipe = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = pipe.add_parser("generate", help="write dvc.yaml from the stage list in jetatag/pipeline.py")
+    q.set_defaults(handler=cmd_pipeline_generate)
+    q.add_argument("--out", type=Path, default=Path("dvc.yaml"), help="file to write (default: dvc.yaml)")
+    q.add_argument("--check", action="store_true", help="write nothing; exit 2 if the file is out of date")
+    q = pipe.add_parser("apply-profile", help="write a params profile's values into params.yaml (keeps comments)")
+    q.set_defaults(handler=cmd_pipeline_apply_profile)
+    q.add_argument("profile", type=Path, help="params overlay, e.g. profiles/paper.yaml")
+    q.add_argument("--params-file", type=Path, default=Path("params.yaml"), help="file to update")
+
+    p = add("metrics-diff", cmd_metrics_diff, "Markdown of `dvc metrics diff` and `dvc params diff` against REV.")
+    p.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main or HEAD~1")
+    p.add_argument("--out", type=Path, required=True, help="markdown file to write, e.g. reports/metrics_diff.md")
+
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jetatag`` console script."""
     args = _build_parser().parse_args(argv)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if args.log_file is not None:
+        args.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(args.log_file, mode="w", encoding="utf-8"))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
+        handlers=handlers,
     )
     try:
         args.handler(args)

@@ -117,12 +117,15 @@ class TrainParams:
     seed: int = 0
     workers: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    valid_crops: int = 4
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
     stage2_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
 
     def validate(self) -> None:
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
         _check(self.workers >= 0, "train.workers", "must be >= 0")
+        _check(self.seed >= 0, "train.seed", "must be >= 0")
+        _check(self.valid_crops >= 1, "train.valid_crops", "must be >= 1")
         for name in ("stage1_schedule", "stage2_schedule"):
             phases = getattr(self, name)
             _check(len(phases) >= 1, f"train.{name}", "needs at least one phase")
@@ -150,9 +153,11 @@ class ReportParams:
     tsne_perplexity: float = 30.0
     per_tag_extractor: str = "hcnn"
     seed: int = 0
+    profile: str = "demo"
 
     def validate(self) -> None:
         _check(self.tsne_perplexity > 0, "report.tsne_perplexity", "must be > 0")
+        _check(bool(self.profile.strip()), "report.profile", "must name the profile (e.g. demo, paper)")
         _check(
             self.per_tag_extractor in EXTRACTOR_IDS,
             "report.per_tag_extractor",

@@ -67,6 +67,17 @@ TAGS_188 = (
 )  # fmt: skip
 """The 188 tag columns of ``annotations_final.csv``, in file column order."""
 
+TOP50_STANDARD_ORDER = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+    "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
+    "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop",
+    "soft", "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice",
+    "female vocal", "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral",
+)  # fmt: skip
+"""The top-50 column order used by published MTAT work (musicnn, jongpillee, minzwon): frequency order whose
+three tied pairs (no vocal/pop, male voice/female vocal, metal/female voice) follow no rule derivable from the
+data, so ``labels`` uses this order to break frequency ties."""
+
 
 def split_of(mp3_path: str) -> str:
     """Split (train/valid/test) of a clip from the folder of its ``mp3_path`` (e.g. ``"f/x.mp3"``)."""

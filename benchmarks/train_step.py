@@ -1,0 +1,197 @@
+"""Milliseconds per training step and peak memory for each extractor, at paper size and demo size.
+
+A step is forward + backward + Adam update on one batch (default 16) of random crops:
+* "stage 1" — the JE stage-1 model (extractor + projection + tag autoencoder, pair + reconstruction
+  loss). The no-JE baseline's step (extractor + classifier, BCE) costs the same to within the heads.
+* "je stage 2" — the tagger with its extractor frozen (no extractor gradients) and the classifier trained.
+
+Each configuration runs in a fresh process, so the CPU figure "peak RSS" is that configuration's own
+(``resource.getrusage`` max RSS, libraries included; "model RSS" is the RSS before the first step).
+On CUDA the peak is ``torch.cuda.max_memory_allocated`` and steps run under bf16 autocast as training does.
+The table ends with the full-MTAT training time each step time implies (15,247 clips / batch 16 =
+953 steps per epoch; stage 1 100 epochs, stage 2 200 epochs; data loading not included).
+
+    python benchmarks/train_step.py                       # every extractor, paper and demo size
+    python benchmarks/train_step.py --extractors samplecnn hcnn --sizes demo --steps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import math
+import multiprocessing
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jetatag.config import EXTRACTOR_IDS, ModelParams, load_params
+from jetatag.models import H_DIM
+from jetatag.models.heads import Classifier
+from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
+from jetatag.models.tagger import Tagger, build_joint_embedding
+
+PAPER_MODEL = ModelParams(width=1.0, hcnn_crop_samples=80000, samplecnn_crop_samples=59049, sinc_taps=2501)
+MTAT_TRAIN_CLIPS = 15247
+STAGE1_EPOCHS, STAGE2_EPOCHS = 100, 200
+N_TAGS = 50
+
+
+def _rss_mib() -> float:
+    """Current resident set size of this process in MiB (Linux /proc)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _time_steps(step: Any, steps: int, device: torch.device) -> list[float]:
+    """Run ``step`` once to warm up, then ``steps`` times; milliseconds per timed step."""
+    step()
+    times = []
+    for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(1e3 * (time.perf_counter() - start))
+    return times
+
+
+def measure(
+    extractor: str, size: str, model: ModelParams, *, batch: int, steps: int, device: str, threads: int, seed: int
+) -> dict[str, Any]:
+    """Time the stage-1 and je stage-2 steps of one extractor configuration (runs in a fresh process)."""
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    amp = dev.type == "cuda"
+    if amp:
+        torch.backends.cudnn.benchmark = True
+    generator = torch.Generator().manual_seed(seed)
+    length = model.crop_samples(extractor)
+    wave = (torch.rand(batch, length, generator=generator) * 2 - 1).to(dev)  # (B, L)
+    tags = (torch.rand(batch, N_TAGS, generator=generator) < 0.1).float().to(dev)  # (B, n_tags)
+
+    joint = build_joint_embedding(extractor, model, n_tags=N_TAGS, sample_rate=16000).to(dev).train()
+    n_params = sum(p.numel() for p in joint.extractor.parameters() if p.requires_grad)
+    optimizer = torch.optim.Adam(joint.parameters(), lr=1e-4)
+
+    def stage1_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            out = joint(wave, tags)
+        loss = reconstruction_loss(tags, out["tags_hat"].float()) + pair_loss(out["z_m"].float(), out["z_t"].float())
+        loss.backward()
+        optimizer.step()
+
+    model_rss = _rss_mib()
+    if amp:
+        torch.cuda.reset_peak_memory_stats(dev)
+    stage1 = _time_steps(stage1_step, steps, dev)
+    peak = (
+        torch.cuda.max_memory_allocated(dev) / 2**20
+        if amp
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    )
+
+    tagger = Tagger.from_joint(joint, Classifier(H_DIM, N_TAGS)).to(dev).freeze_extractor().train()
+    optimizer2 = torch.optim.Adam(tagger.classifier.parameters(), lr=1e-4)
+
+    def stage2_step() -> None:
+        optimizer2.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            logits = tagger(wave)
+        classification_loss(logits.float(), tags).backward()
+        optimizer2.step()
+
+    stage2 = _time_steps(stage2_step, steps, dev)
+    return {
+        "extractor": extractor,
+        "size": size,
+        "width": model.width,
+        "input": length,
+        "params": n_params,
+        "stage1_ms": statistics.median(stage1),
+        "je_stage2_ms": statistics.median(stage2),
+        "peak_mib": peak,
+        "model_rss_mib": model_rss if not amp else None,
+        "device": torch.cuda.get_device_name(dev) if amp else f"cpu ({threads} threads)",
+    }
+
+
+def implied_hours(stage1_ms: float, je_stage2_ms: float, batch: int) -> dict[str, float]:
+    """Full-MTAT training time implied by the step times (hours; stage 2 noje ≈ stage-1 step cost)."""
+    steps_per_epoch = math.ceil(MTAT_TRAIN_CLIPS / batch)
+    hours = steps_per_epoch / 3.6e6
+    return {
+        "stage1_h": STAGE1_EPOCHS * stage1_ms * hours,
+        "stage2_noje_h": STAGE2_EPOCHS * stage1_ms * hours,
+        "stage2_je_h": STAGE2_EPOCHS * je_stage2_ms * hours,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--extractors", nargs="+", choices=EXTRACTOR_IDS, default=list(EXTRACTOR_IDS))
+    parser.add_argument("--sizes", nargs="+", choices=("paper", "demo"), default=["paper", "demo"])
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after one warm-up)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args()
+
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    device = "cpu" if device == "auto" else device
+    models = {"paper": PAPER_MODEL, "demo": load_params(args.params).model}
+    rows = []
+    print(
+        "| extractor | size | width | input | params to h | stage-1 ms/step | je stage-2 ms/step | peak MiB | "
+        "MTAT stage 1 h | stage 2 noje h | stage 2 je h |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    spawn = multiprocessing.get_context("spawn")
+    for size in args.sizes:
+        for extractor in args.extractors:
+            # a fresh process per configuration keeps its peak memory its own
+            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                row = pool.submit(
+                    measure,
+                    extractor,
+                    size,
+                    models[size],
+                    batch=args.batch,
+                    steps=args.steps,
+                    device=device,
+                    threads=args.threads,
+                    seed=args.seed,
+                ).result()
+            row.update(implied_hours(row["stage1_ms"], row["je_stage2_ms"], args.batch))
+            rows.append(row)
+            print(
+                f"| {extractor} | {size} | {row['width']:g} | {row['input']} | {row['params']:,} | "
+                f"{row['stage1_ms']:.0f} | {row['je_stage2_ms']:.0f} | {row['peak_mib']:.0f} | "
+                f"{row['stage1_h']:.1f} | {row['stage2_noje_h']:.1f} | {row['stage2_je_h']:.1f} |",
+                flush=True,
+            )
+    print(f"device: {rows[0]['device'] if rows else device}; batch {args.batch}; median of {args.steps} timed steps")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"batch": args.batch, "rows": rows, "models": {k: dataclasses.asdict(v) for k, v in models.items()}},
+                indent=2,
+            )
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

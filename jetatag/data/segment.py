@@ -1,0 +1,230 @@
+"""Stage ``segment``: decode the kept clips in a process pool and store them as sample shards for training.
+
+Each clip is decoded with soundfile, downmixed to mono, resampled with soxr, optionally peak-normalised
+and converted to the shard dtype. Shards hold consecutive clips in ``clips.parquet`` order; their
+boundaries are planned up front from the clip lengths the mp3 headers declare, so that a shard holds
+about ``audio.shard_mb`` MiB (and a small data set still spreads over :data:`MIN_SHARDS` shards).
+Each worker decodes and writes whole shards and returns only clip lengths, so samples never travel
+between processes, and the output does not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import soundfile as sf
+import soxr
+from tqdm import tqdm
+
+from jetatag.config import Params
+from jetatag.data.labels import file_problem, load_labels
+from jetatag.data.shards import FORMAT_VERSION, INDEX, META, SKIPPED, shard_name, to_stored
+from jetatag.errors import StageError
+from jetatag.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+MIN_SHARDS = 16
+"""Data sets smaller than ``MIN_SHARDS`` full shards are cut into this many, so that every worker gets work."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One clip after decoding: stored samples (None when skipped), whether it was padded, why it was skipped."""
+
+    wave: np.ndarray | None
+    padded: bool = False
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where a clip ended up in its shard (``n_samples`` = 0 and a ``problem`` when it was skipped)."""
+
+    offset: int
+    n_samples: int
+    padded: bool
+    problem: str | None
+
+
+def decode_mono(path: Path, sample_rate: int) -> np.ndarray:
+    """Decode ``path`` to float32 mono at ``sample_rate`` Hz (channel mean, soxr high-quality resampling)."""
+    wave, source_rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
+    mono = wave.mean(axis=1, dtype=np.float32) if wave.shape[1] > 1 else wave[:, 0]  # (n,)
+    if source_rate != sample_rate:
+        mono = soxr.resample(mono, source_rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def prepare_clip(
+    path: Path, *, sample_rate: int, peak_normalize: bool, dtype: str, min_samples: int, pad_short: bool
+) -> Prepared:
+    """Decode, normalise, convert and pad (or reject) one clip; a decoding failure is returned, not raised."""
+    try:
+        mono = decode_mono(path, sample_rate)
+    except Exception as err:  # any decoder failure on one file skips that clip, never the stage
+        return Prepared(None, problem=file_problem(path) or f"undecodable: {err}")
+    n = len(mono)
+    if n == 0:
+        return Prepared(None, problem="decoded to 0 samples")
+    if n < min_samples and not pad_short:
+        return Prepared(None, problem=f"too short: {n} samples < {min_samples} (audio.short_clips: reject)")
+    peak = float(max(mono.max(), -mono.min())) if peak_normalize else 0.0
+    stored = to_stored(mono, dtype, gain=1.0 / peak if peak > 0 else 1.0)  # x / max|x|, as the authors did
+    if n < min_samples:
+        stored = np.pad(stored, (0, min_samples - n))  # zero-pad at the end up to the longest crop
+    return Prepared(stored, padded=n < min_samples)
+
+
+def declared_samples(path: Path, sample_rate: int) -> int:
+    """Clip length at ``sample_rate`` that the file header declares (0 when unreadable): used to plan shards."""
+    try:
+        info = sf.info(path)
+    except Exception:  # an unreadable file is reported when it is decoded
+        return 0
+    return math.ceil(info.frames * sample_rate / info.samplerate)
+
+
+def plan_shards(lengths: Sequence[int], *, capacity: int, min_shards: int = MIN_SHARDS) -> list[range]:
+    """Cut clips ``0..n-1`` into consecutive ranges of at most ``capacity`` samples (one clip may exceed it).
+
+    The target is lowered to ``sum(lengths) / min_shards`` so that small data sets still give several shards.
+    """
+    target = min(capacity, max(1, math.ceil(sum(lengths) / min_shards)))
+    ranges, start, fill = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > start and fill + n > target:
+            ranges.append(range(start, i))
+            start, fill = i, 0
+        fill += n
+    if lengths:
+        ranges.append(range(start, len(lengths)))
+    return ranges
+
+
+def write_shard(task: tuple[Path, Sequence[Path]], *, dtype: str, **options: Any) -> list[Stored]:
+    """Decode the clips ``task = (shard file, mp3 paths)`` and write them back to back as one npy file."""
+    shard_path, paths = task
+    waves, stored, offset = [], [], 0
+    for path in paths:
+        clip = prepare_clip(path, dtype=dtype, **options)
+        if clip.wave is None:
+            stored.append(Stored(offset, 0, False, clip.problem))
+            continue
+        waves.append(clip.wave)
+        stored.append(Stored(offset, len(clip.wave), clip.padded, None))
+        offset += len(clip.wave)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (offset,)}
+    with atomic_path(shard_path) as tmp, open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        for wave in waves:
+            handle.write(wave.data)
+    return stored
+
+
+@contextmanager
+def _mapper(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
+    """An ordered ``map(fn, items)``: in this process for one worker, else over a process pool."""
+    if workers == 1:
+        yield lambda fn, items, chunksize=1: map(fn, items)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield pool.map
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Delete a previous run's outputs so that no old shard outlives the new index."""
+    for path in [*out_dir.glob("shard-*.npy"), out_dir / INDEX, out_dir / META, out_dir / SKIPPED]:
+        path.unlink(missing_ok=True)
+
+
+def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Path) -> None:
+    """Decode every clip kept by ``labels`` into shards + ``index.parquet`` + ``meta.json`` under ``out_dir``."""
+    audio = params.audio
+    tags, clips = load_labels(labels_dir)
+    min_samples = max(params.model.hcnn_crop_samples, params.model.samplecnn_crop_samples)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale(out_dir)
+
+    paths = [Path(raw_dir) / "mp3" / p for p in clips["mp3_path"]]
+    capacity = max(1, int(audio.shard_mb * 2**20) // np.dtype(audio.dtype).itemsize)
+    job = partial(
+        write_shard,
+        sample_rate=audio.sample_rate,
+        peak_normalize=audio.peak_normalize,
+        dtype=audio.dtype,
+        min_samples=min_samples,
+        pad_short=audio.short_clips == "pad",
+    )
+    stored: list[Stored] = []
+    shard_of: list[int] = []
+    with _mapper(audio.workers) as ordered_map, tqdm(total=len(paths), unit="clip", desc="segment") as bar:
+        lengths = ordered_map(partial(declared_samples, sample_rate=audio.sample_rate), paths, chunksize=64)
+        plan = plan_shards([max(n, min_samples) for n in lengths], capacity=capacity)
+        tasks = [(out_dir / shard_name(k), [paths[i] for i in rows]) for k, rows in enumerate(plan)]
+        for k, result in enumerate(ordered_map(job, tasks)):
+            stored.extend(result)
+            shard_of.extend([k] * len(result))
+            bar.update(len(result))
+
+    skipped = [
+        {"clip_id": int(clip_id), "mp3_path": mp3, "problem": clip.problem}
+        for clip_id, mp3, clip in zip(clips["clip_id"], clips["mp3_path"], stored, strict=True)
+        if clip.problem is not None
+    ]
+    for entry in skipped:
+        log.warning("skipped %s: %s", Path(raw_dir) / "mp3" / entry["mp3_path"], entry["problem"])
+    kept = [row for row, clip in enumerate(stored) if clip.problem is None]
+    if not kept:
+        raise StageError(f"{labels_dir}: none of the {len(paths)} clips could be decoded (see {out_dir / SKIPPED})")
+
+    kept_clips = clips.iloc[kept]
+    tag_matrix = kept_clips[tags].to_numpy(np.uint8)  # (n_kept, n_tags)
+    index = pa.table(
+        {
+            "clip_id": pa.array(kept_clips["clip_id"].to_numpy(np.int64)),
+            "mp3_path": pa.array(kept_clips["mp3_path"].tolist(), pa.string()),
+            "split": pa.array(kept_clips["split"].tolist(), pa.string()),
+            "shard": pa.array([shard_of[row] for row in kept], pa.int32()),
+            "offset": pa.array([stored[row].offset for row in kept], pa.int64()),
+            "n_samples": pa.array([stored[row].n_samples for row in kept], pa.int64()),
+            "padded": pa.array([stored[row].padded for row in kept], pa.bool_()),
+            "tags": pa.FixedSizeListArray.from_arrays(pa.array(tag_matrix.ravel(), pa.uint8()), len(tags)),
+        }
+    )
+    write_json(out_dir / SKIPPED, skipped)
+    write_json(
+        out_dir / META,
+        {
+            "format_version": FORMAT_VERSION,
+            "sample_rate": audio.sample_rate,
+            "dtype": audio.dtype,
+            "tags": tags,
+            "peak_normalize": audio.peak_normalize,
+            "min_samples": min_samples,
+            "n_clips": len(kept),
+            "n_shards": len(tasks),
+        },
+    )
+    with atomic_path(out_dir / INDEX) as tmp:
+        pq.write_table(index, tmp)
+    log.info(
+        "segment: %d clips in %d shards (%d padded, %d skipped) -> %s",
+        len(kept),
+        len(tasks),
+        sum(stored[row].padded for row in kept),
+        len(skipped),
+        out_dir,
+    )

@@ -1,0 +1,50 @@
+"""On-disk format of the segmented audio: npy shards of concatenated clips, ``index.parquet`` and ``meta.json``.
+
+A shard ``shard-NNNNN.npy`` is one 1-D array holding whole clips back to back (a clip never spans two
+shards). ``index.parquet`` has one row per clip: ``clip_id``, ``mp3_path``, ``split``, ``shard``,
+``offset`` and ``n_samples`` (in samples), ``padded`` and ``tags`` (uint8 list in ``meta.json``'s tag
+order). Samples are stored as int16 at full scale :data:`INT16_SCALE` or as float16, and read back as
+float32 in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INDEX = "index.parquet"
+META = "meta.json"
+SKIPPED = "skipped.json"
+FORMAT_VERSION = 1
+
+INT16_SCALE = 32767
+"""int16 sample = round(x * 32767) for x in [-1, 1]: symmetric, so reading back stays within [-1, 1]."""
+
+
+def shard_name(shard: int) -> str:
+    """File name of shard number ``shard``."""
+    return f"shard-{shard:05d}.npy"
+
+
+def to_stored(wave: np.ndarray, dtype: str, *, gain: float = 1.0) -> np.ndarray:
+    """Scale float32 ``wave`` by ``gain``, clip to [-1, 1] and convert to ``dtype`` ("int16" or "float16").
+
+    Works in place on ``wave`` (four passes, no temporaries) because it runs once per clip on long arrays.
+    """
+    if dtype == "int16":
+        full_scale = np.float32(INT16_SCALE)
+        np.multiply(wave, np.float32(gain * INT16_SCALE), out=wave)
+        np.clip(wave, -full_scale, full_scale, out=wave)
+        np.rint(wave, out=wave)
+        return wave.astype(np.int16)
+    if dtype == "float16":
+        np.multiply(wave, np.float32(gain), out=wave)
+        np.clip(wave, -1.0, 1.0, out=wave)
+        return wave.astype(np.float16)
+    raise ValueError(f"unknown shard dtype {dtype!r} (int16 or float16)")
+
+
+def to_float(stored: np.ndarray) -> np.ndarray:
+    """Stored samples (any shape) back to float32 in [-1, 1], in one pass."""
+    if stored.dtype == np.int16:
+        return np.multiply(stored, np.float32(1.0 / INT16_SCALE), dtype=np.float32)
+    return stored.astype(np.float32)

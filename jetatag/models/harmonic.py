@@ -1,0 +1,117 @@
+"""Harmonic STFT front end with learnable bandwidth.
+
+M. Won, S. Chun, O. Nieto, X. Serra, "Data-driven harmonic filters for audio representation
+learning", ICASSP 2020. A power STFT is filtered by triangular band-pass filters centred on a
+half-semitone grid and on its integer multiples (harmonics), giving a (harmonic, pitch, time) tensor
+whose channels line up the harmonics of each candidate fundamental.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BW_ALPHA = 0.1079
+BW_BETA = 24.7
+"""Equivalent rectangular bandwidth ERB(f) = 0.1079·f + 24.7 Hz (Glasberg & Moore, as used by Won et al.)."""
+
+AMIN = 1e-10
+"""Floor on power before converting to dB (torchaudio's AmplitudeToDB default, used by Won et al.)."""
+
+
+def harmonic_centres(*, sample_rate: int, n_harmonic: int, semitone_scale: int) -> np.ndarray:
+    """Centre frequencies in Hz, harmonic-major: [shape=(n_harmonic, level)].
+
+    The base grid runs from C1 in steps of 1/``semitone_scale`` semitone up to (excluding) the note
+    nearest ``sample_rate / (2·n_harmonic)``, so the highest harmonic of the highest band stays under
+    Nyquist; row k holds the base grid times k + 1. 16 kHz, 6 harmonics, scale 2: 128 bands, C1–E6.
+    """
+    low_midi = librosa.note_to_midi("C1")
+    high_midi = librosa.note_to_midi(librosa.hz_to_note(sample_rate / (2 * n_harmonic)))
+    level = (high_midi - low_midi) * semitone_scale
+    if level < 1:
+        raise ValueError(f"sample_rate {sample_rate} Hz leaves no band above C1 for {n_harmonic} harmonics")
+    midi = low_midi + np.arange(level) / semitone_scale  # half-semitone grid, top note excluded
+    base = librosa.midi_to_hz(midi)  # (level,)
+    return np.outer(np.arange(1, n_harmonic + 1), base)  # (n_harmonic, level)
+
+
+class HarmonicSTFT(nn.Module):
+    """Harmonic filterbank on a power STFT, in dB: (B, samples) → (B, n_harmonic, level, frames).
+
+    Parameters
+    ----------
+    sample_rate : int > 0
+    n_fft : int > 0, FFT size (Hann window of ``win_length`` = ``n_fft`` unless given)
+    win_length : int ≤ n_fft or None
+    hop_length : int > 0
+    n_harmonic : int ≥ 1, number of harmonic channels (1 = the fundamental only)
+    semitone_scale : int ≥ 1, bands per semitone
+    bw_Q : float > 0, initial quality factor; bandwidth = ERB(f) / Q
+    learn_bw : "only_Q" makes Q a trainable parameter, "fix" keeps it constant (a buffer)
+
+    Frames = 1 + samples // hop_length (centred, reflect-padded STFT). Each filter is a triangle of
+    height 1 at its centre f_c, reaching 0 at f_c ± bandwidth / 2.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 16000,
+        n_fft: int = 512,
+        win_length: int | None = None,
+        hop_length: int = 256,
+        n_harmonic: int = 6,
+        semitone_scale: int = 2,
+        bw_Q: float = 1.0,  # Won et al.'s name for Q
+        learn_bw: Literal["only_Q", "fix"] = "only_Q",
+    ) -> None:
+        super().__init__()
+        if learn_bw not in ("only_Q", "fix"):
+            raise ValueError(f"learn_bw must be 'only_Q' or 'fix', got {learn_bw!r}")
+        self.n_fft = n_fft
+        self.win_length = win_length or n_fft
+        self.hop_length = hop_length
+        self.n_harmonic = n_harmonic
+        centres = harmonic_centres(sample_rate=sample_rate, n_harmonic=n_harmonic, semitone_scale=semitone_scale)
+        self.level = centres.shape[1]
+        # fixed tensors: analysis window, STFT bin frequencies, filter centres
+        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
+        fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+        self.register_buffer("fft_hz", torch.tensor(fft_hz, dtype=torch.float32), persistent=False)
+        self.register_buffer("f0", torch.tensor(centres.reshape(-1), dtype=torch.float32), persistent=False)
+        # bandwidth: learnable quality factor Q
+        q = torch.tensor([bw_Q], dtype=torch.float32)
+        if learn_bw == "only_Q":
+            self.bw_Q = nn.Parameter(q)
+        else:
+            self.register_buffer("bw_Q", q)
+
+    def filterbank(self) -> torch.Tensor:
+        """Triangular harmonic filters on the STFT bins: [shape=(n_fft // 2 + 1, n_harmonic · level)]."""
+        bw = (BW_ALPHA * self.f0 + BW_BETA) / self.bw_Q  # (n_band,) bandwidth in Hz
+        distance = (self.fft_hz.unsqueeze(1) - self.f0.unsqueeze(0)).abs()  # (n_bins, n_band)
+        return F.relu(1.0 - 2.0 * distance / bw)  # (n_bins, n_band) triangle: 1 at f0, 0 at f0 ± bw/2
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
+        # computed in float32 even under autocast: the dB of small powers needs the precision
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            spec = torch.stft(
+                wave.float(),
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            )  # (B, n_bins, T)
+            power = spec.real.square() + spec.imag.square()  # (B, n_bins, T)
+            bands = torch.einsum("bft,fn->bnt", power, self.filterbank())  # (B, n_harmonic·level, T)
+            bands = bands.unflatten(1, (self.n_harmonic, self.level))  # (B, n_harmonic, level, T)
+            return 10.0 * torch.log10(bands.clamp(min=AMIN))  # (B, n_harmonic, level, T) dB

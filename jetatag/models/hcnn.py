@@ -1,0 +1,98 @@
+"""Harmonic-CNN: harmonic STFT front end and a 2-D residual CNN.
+
+M. Won, S. Chun, O. Nieto, X. Serra, "Data-driven harmonic filters for audio representation
+learning", ICASSP 2020 (code: minzwon/data-driven-harmonic-filters). Body as in the joint-embedding
+authors' version: seven 2-D blocks of widths 128,128,128,256,256,256,512 (three of them residual),
+pooling frequency by 2 each and time by 2,2,2,2,2,3,3 (128 bands × 313 frames → 1 × 1 for 80,000
+samples), then the multi-level head on blocks 5-7 (256 + 256 + 512) → h ∈ R^1024.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jetatag.config import ModelParams
+from jetatag.models.common import H_DIM, MaxPool2dSafe, MultiLevelHead, keras_init, scaled
+from jetatag.models.harmonic import HarmonicSTFT
+
+BLOCKS = (  # (channels, residual, (frequency pool, time pool))
+    (128, False, (2, 2)),
+    (128, True, (2, 2)),
+    (128, True, (2, 2)),
+    (256, False, (2, 2)),
+    (256, True, (2, 2)),
+    (256, True, (2, 3)),
+    (512, False, (2, 3)),
+)
+
+
+class Conv2dBlock(nn.Module):
+    """Conv2d 3×3 → BN → ReLU → MaxPool."""
+
+    def __init__(self, in_channels: int, out_channels: int, pool: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.pool = MaxPool2dSafe(pool)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, F, T)
+        return self.pool(F.relu(self.bn(self.conv(x))))  # (B, C_out, F // pf, T // pt)
+
+
+class Res2dBlock(nn.Module):
+    """Residual 2-D block: conv-BN-ReLU-conv-BN + identity → ReLU → MaxPool."""
+
+    def __init__(self, channels: int, pool: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.pool = MaxPool2dSafe(pool)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, F, T)
+        residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))  # (B, C, F, T)
+        return self.pool(F.relu(x + residual))  # (B, C, F // pf, T // pt)
+
+
+class HarmonicCNN(nn.Module):
+    """Harmonic-CNN cut before its classifier: raw waveform (B, L) → h (B, 1024).
+
+    ``width`` scales the 2-D blocks' channels (1.0 = paper); the front end and h do not change.
+    """
+
+    paper_input_length: ClassVar[int] = 80000
+
+    def __init__(self, *, sample_rate: int, width: float = 1.0, n_harmonic: int = 6, semitone_scale: int = 2) -> None:
+        super().__init__()
+        # harmonic front end, normalised per harmonic channel
+        self.hstft = HarmonicSTFT(sample_rate=sample_rate, n_harmonic=n_harmonic, semitone_scale=semitone_scale)
+        self.hstft_bn = nn.BatchNorm2d(n_harmonic)
+        # 2-D CNN
+        blocks: list[nn.Module] = []
+        channels = n_harmonic
+        for out_channels, residual, pool in BLOCKS:
+            out_channels = scaled(out_channels, width)
+            blocks.append(Res2dBlock(channels, pool) if residual else Conv2dBlock(channels, out_channels, pool))
+            channels = out_channels
+        self.blocks = nn.ModuleList(blocks)
+        # multi-level aggregation of the last three blocks → h
+        self.head = MultiLevelHead([scaled(c, width) for c, _, _ in BLOCKS[-3:]], H_DIM)
+        self.apply(keras_init)
+
+    @classmethod
+    def from_params(cls, model: ModelParams, *, sample_rate: int) -> HarmonicCNN:
+        """Build at ``model.width`` for audio at ``sample_rate``."""
+        return cls(sample_rate=sample_rate, width=model.width)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
+        x = self.hstft_bn(self.hstft(wave))  # (B, 6, 128, T)
+        outputs = []
+        for block in self.blocks:
+            x = block(x)  # (B, C_i, F_i, T_i)
+            outputs.append(x)
+        return self.head(outputs[-3:])  # (B, 1024)

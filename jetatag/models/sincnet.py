@@ -1,0 +1,63 @@
+"""Music-SincNet: a learnable sinc filterbank in front of the Res+SE Sample-CNN.
+
+J. Lee, Shin, "Music auto-tagging with learning filter banks" (Music-SincNet), KSC 2020 (code:
+jaehwlee/Music-SincNet), building on SincNet (Ravanelli & Bengio 2018) and ReSE-2 (Kim et al. 2018).
+
+Wiring, as in the authors' code: the sinc layer (256 filters × 2501 taps at paper size, stride 1,
+"same" length) → BatchNorm → ReLU replaces the raw waveform as the input of the Sample-CNN stem,
+whose strided Conv1d(k3, s3) then maps the 256 band signals to 128 channels; the nine Res+SE
+blocks and the multi-level head follow unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jetatag.config import ModelParams
+from jetatag.models.common import scaled
+from jetatag.models.samplecnn import SampleCNNReSE
+from jetatag.models.sinc import SincConv
+
+
+class SincFrontEnd(nn.Module):
+    """Sinc band-pass filterbank → BatchNorm → ReLU: (B, L) → (B, n_filters, L)."""
+
+    def __init__(self, n_filters: int, n_taps: int, *, sample_rate: int) -> None:
+        super().__init__()
+        self.sinc = SincConv(n_filters, n_taps, sample_rate=sample_rate)
+        self.bn = nn.BatchNorm1d(n_filters)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
+        return F.relu(self.bn(self.sinc(wave)))  # (B, F, L)
+
+
+class MusicSincNet(nn.Module):
+    """Music-SincNet cut before its classifier: raw waveform (B, L ≥ 3^10) → h (B, 1024).
+
+    ``sinc_filters`` is scaled by ``width`` like every other channel count; h stays 1024 wide.
+    """
+
+    paper_input_length: ClassVar[int] = 59049
+
+    def __init__(self, *, sample_rate: int, width: float = 1.0, sinc_filters: int = 256, sinc_taps: int = 2501) -> None:
+        super().__init__()
+        n_filters = scaled(sinc_filters, width)
+        # learnable filterbank
+        self.frontend = SincFrontEnd(n_filters, sinc_taps, sample_rate=sample_rate)
+        # Res+SE Sample-CNN on the band signals
+        self.body = SampleCNNReSE(width=width, in_channels=n_filters)
+
+    @classmethod
+    def from_params(cls, model: ModelParams, *, sample_rate: int) -> MusicSincNet:
+        """Build from ``model.width``, ``model.sinc_filters`` and ``model.sinc_taps``."""
+        return cls(
+            sample_rate=sample_rate, width=model.width, sinc_filters=model.sinc_filters, sinc_taps=model.sinc_taps
+        )
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
+        bands = self.frontend(wave)  # (B, F, L)
+        return self.body.features(bands)  # (B, 1024)

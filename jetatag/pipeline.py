@@ -1,0 +1,432 @@
+"""The pipeline's stage list, declared once: ``dvc.yaml`` is generated from it, ``workflow/`` builds its rules from it.
+
+A :class:`Stage` names the ``jetatag`` subcommand it runs, an argument template, its inputs and outputs
+(path templates with ``{extractor}``/``{variant}`` wildcards), the params keys that determine its outputs,
+and the modules holding its code. Both front ends render the same command from it::
+
+    jetatag --log-file <log> <command> --params <params files> <args>
+
+Code dependencies are the stage's modules plus every ``jetatag`` module they import, transitively
+(found by parsing the sources, so adding an import updates the DAG); ``jetatag.cli``, ``jetatag.errors``
+and ``jetatag.io`` are left out because they only parse arguments, word errors and write files atomically.
+Params that only set parallelism (``*.workers``, ``train.device``, ``evaluate.batch_size``) are not
+dependencies: the stages' outputs do not depend on them.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import itertools
+import re
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from jetatag.config import EXTRACTOR_IDS, VARIANTS, deep_merge
+
+ROOT = Path(__file__).resolve().parent.parent
+"""Repository root: every path below is relative to it (both front ends run from there)."""
+
+LOG_DIR = "workflow/logs"
+DVC_YAML = "dvc.yaml"
+DVC_PARAMS = ("params.yaml",)
+"""Params files of the DVC front end (DVC tracks the values of ``params.yaml``)."""
+
+UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
+
+EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
+EVAL_ARRAYS = tuple(f"data/eval/{x}-{v}.npz" for x in EXTRACTOR_IDS for v in VARIANTS)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a stage, and how each front end stores it."""
+
+    path: str  # path template, may hold the stage's wildcards
+    kind: Literal["outs", "metrics", "plots"] = "outs"  # DVC section it is declared in
+    cache: bool = True  # DVC: keep the content in DVC's cache (True) or in git (False)
+    directory: bool = False  # Snakemake: the output is a folder
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: a DVC stage (group) and a Snakemake rule of the same name."""
+
+    name: str  # DVC stage (group) name and Snakemake rule name
+    desc: str  # one line for `dvc stage list`
+    command: str  # the `jetatag` subcommand
+    args: str  # argument template: {dep}, {out} and {wildcard} fields
+    deps: Mapping[str, str | tuple[str, ...]]  # data inputs; "${section.key}" in a path is a params value
+    outs: Mapping[str, Output]
+    params: tuple[str, ...]  # params keys (or whole sections) that determine the outputs
+    modules: tuple[str, ...]  # modules holding the stage's code
+    wildcards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> values, in order
+
+    @property
+    def log(self) -> str:
+        """Log file template: one per job."""
+        return f"{LOG_DIR}/" + "-".join([self.name, *(f"{{{w}}}" for w in self.wildcards)]) + ".log"
+
+    def instances(self) -> Iterator[dict[str, str]]:
+        """Every wildcard assignment (one job each), in DVC's matrix order."""
+        names = list(self.wildcards)
+        for values in itertools.product(*self.wildcards.values()):
+            yield dict(zip(names, values, strict=True))
+
+    def code(self) -> tuple[str, ...]:
+        """Source files the stage runs (its modules and their ``jetatag`` imports), sorted."""
+        return code_files(self.modules)
+
+    def render(self, fields: Mapping[str, str], params: Sequence[str]) -> str:
+        """The shell command, with ``fields`` filling the template and ``params`` the ``--params`` files."""
+        head = f"jetatag --log-file {fields['log']} {self.command} {params_args(params)}"
+        return f"{head} {self.args.format_map(fields)}"
+
+    def job(self, wildcards: Mapping[str, str], params: Sequence[str] = DVC_PARAMS) -> str:
+        """The command of the job with ``wildcards`` (concrete values, or DVC's ``${item.x}``)."""
+        fields = {**wildcards, "log": fill(self.log, wildcards)}
+        fields |= {k: fill(v, wildcards) for k, v in self.deps.items() if isinstance(v, str)}
+        fields |= {k: fill(o.path, wildcards) for k, o in self.outs.items()}
+        return self.render(fields, params)
+
+
+def fill(template: str, wildcards: Mapping[str, str]) -> str:
+    """Replace the ``{wildcard}`` fields of a path template, leaving ``${params.key}`` references alone."""
+    return re.sub(r"(?<!\$)\{(\w+)\}", lambda m: wildcards[m[1]], template)
+
+
+def params_args(paths: Sequence[str]) -> str:
+    """``--params`` options for ``paths`` (later files override earlier ones)."""
+    return " ".join(f"--params {shlex.quote(str(p))}" for p in paths)
+
+
+_X = {"extractor": EXTRACTOR_IDS}
+_XV = {"extractor": EXTRACTOR_IDS, "variant": VARIANTS}
+_TRAIN = ("train.batch_size", "train.seed", "train.conv_l2", "train.valid_crops")
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        name="download",
+        desc="Acquire MTAT (synthetic mirror, http(s) mirror or local folder) into data/raw",
+        command="download",
+        args="--out {raw}",
+        deps={},
+        outs={"raw": Output("data/raw", directory=True)},
+        params=("data.source", "synth.n_clips", "synth.clip_seconds", "synth.seed"),
+        modules=("jetatag.data.download",),
+    ),
+    Stage(
+        name="labels",
+        desc="Top-N tags, split by folder, drop unusable clips",
+        command="labels",
+        args="--raw {raw} --out {labels}",
+        deps={"raw": "data/raw"},
+        outs={"labels": Output("data/labels", directory=True)},
+        params=("data.n_tags",),
+        modules=("jetatag.data.labels",),
+    ),
+    Stage(
+        name="segment",
+        desc="Decode, resample and shard the kept clips",
+        command="segment",
+        args="--labels {labels} --raw {raw} --out {audio}",
+        deps={"labels": "data/labels", "raw": "data/raw"},
+        outs={"audio": Output("data/audio", directory=True)},
+        params=(
+            "audio.sample_rate",
+            "audio.peak_normalize",
+            "audio.dtype",
+            "audio.shard_mb",
+            "audio.short_clips",
+            "model.hcnn_crop_samples",
+            "model.samplecnn_crop_samples",
+        ),
+        modules=("jetatag.data.segment",),
+    ),
+    Stage(
+        name="stage1",
+        desc="JE stage 1: tag autoencoder + extractor + projection head",
+        command="stage1",
+        args="--extractor {extractor} --audio {audio} --out {model} --live {live}",
+        deps={"audio": "data/audio"},
+        outs={
+            "model": Output("models/{extractor}/je/stage1.pt"),
+            "live": Output("reports/train/{extractor}-stage1", kind="plots", directory=True),
+        },
+        params=("model", *_TRAIN, "train.stage1_schedule"),
+        modules=("jetatag.train.stage1",),
+        wildcards=_X,
+    ),
+    Stage(
+        name="stage2",
+        desc="JE stage 2: classifier on the frozen stage-1 extractor",
+        command="stage2",
+        args="--extractor {extractor} --variant je --audio {audio} --stage1 {stage1} --out {model} --live {live}",
+        deps={"audio": "data/audio", "stage1": "models/{extractor}/je/stage1.pt"},
+        outs={
+            "model": Output("models/{extractor}/je/model.pt"),
+            "live": Output("reports/train/{extractor}-stage2", kind="plots", directory=True),
+        },
+        params=("model", *_TRAIN, "train.stage2_schedule"),
+        modules=("jetatag.train.stage2",),
+        wildcards=_X,
+    ),
+    Stage(
+        name="baseline",
+        desc="No-JE baseline: extractor + classifier trained end to end",
+        command="stage2",
+        args="--extractor {extractor} --variant noje --audio {audio} --out {model} --live {live}",
+        deps={"audio": "data/audio"},
+        outs={
+            "model": Output("models/{extractor}/noje/model.pt"),
+            "live": Output("reports/train/{extractor}-baseline", kind="plots", directory=True),
+        },
+        params=("model", *_TRAIN, "train.stage2_schedule"),
+        modules=("jetatag.train.stage2",),
+        wildcards=_X,
+    ),
+    Stage(
+        name="evaluate",
+        desc="Score the test clips: paper (micro) and literature (macro) metrics, embeddings",
+        command="evaluate",
+        args="--model {model} --audio {audio} --out {metrics} --arrays {arrays}",
+        deps={"model": "models/{extractor}/{variant}/model.pt", "audio": "data/audio"},
+        outs={
+            "metrics": Output("reports/eval/{extractor}-{variant}.json", kind="metrics", cache=False),
+            "arrays": Output("data/eval/{extractor}-{variant}.npz"),
+        },
+        params=("data.source", "evaluate.n_crops", "evaluate.bootstrap", "evaluate.seed"),
+        modules=("jetatag.evaluate.stage",),
+        wildcards=_XV,
+    ),
+    Stage(
+        name="table1",
+        desc="Table 1 (markdown) and flat metrics.json from all evaluations",
+        command="table1",
+        args="--evals reports/eval --arrays data/eval --out-table {table} --out-metrics {metrics}",
+        deps={"evals": EVAL_JSONS, "arrays": EVAL_ARRAYS},
+        outs={
+            "table": Output("reports/table1.md", cache=False),
+            "metrics": Output("reports/metrics.json", kind="metrics", cache=False),
+        },
+        params=("report.profile",),
+        modules=("jetatag.report.table1",),
+    ),
+    Stage(
+        name="figure2",
+        desc="Figure 2 (t-SNE of Harmonic-CNN h, no JE / tags / JE) and the per-tag ROC-AUC plot",
+        command="figure2",
+        args="--arrays data/eval --evals reports/eval --out {figure} --out-per-tag {per_tag}",
+        deps={
+            "arrays": ("data/eval/hcnn-noje.npz", "data/eval/hcnn-je.npz"),
+            "evals": (
+                "reports/eval/${report.per_tag_extractor}-noje.json",
+                "reports/eval/${report.per_tag_extractor}-je.json",
+            ),
+        },
+        outs={"figure": Output("reports/figure2.png"), "per_tag": Output("reports/per_tag_auc.png")},
+        params=("report.tsne_tag", "report.tsne_perplexity", "report.per_tag_extractor", "report.seed"),
+        modules=("jetatag.report.figure2",),
+    ),
+)
+
+
+def stage(name: str) -> Stage:
+    """The stage called ``name``."""
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(f"no pipeline stage {name!r} (stages: {', '.join(s.name for s in STAGES)})")
+
+
+def dep_paths(s: Stage) -> list[str]:
+    """All data input path templates of ``s``, flattened in declaration order."""
+    return [p for v in s.deps.values() for p in ((v,) if isinstance(v, str) else v)]
+
+
+def resolve_params(path: str, config: Mapping[str, Any]) -> str:
+    """Fill ``${section.key}`` params references in ``path`` from ``config`` (what DVC does for dvc.yaml)."""
+    while "${" in path:
+        start = path.index("${")
+        end = path.index("}", start)
+        value: Any = config
+        for part in path[start + 2 : end].split("."):
+            value = value[part]
+        path = f"{path[:start]}{value}{path[end + 1 :]}"
+    return path
+
+
+def param_value(config: Mapping[str, Any], key: str) -> Any:
+    """The value of dotted ``key`` (a key or a whole section) in a params mapping."""
+    value: Any = config
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+# --- code dependencies ----------------------------------------------------------------------------
+
+
+def module_path(module: str) -> Path | None:
+    """Source file of ``jetatag`` module ``module`` relative to the root, or None if there is none."""
+    base = Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if (ROOT / candidate).is_file():
+            return candidate
+    return None
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """``jetatag`` modules that ``module`` (source ``path``) imports anywhere in its body."""
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: climb level - 1 packages above this one
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # names may be submodules
+    return {m for m in found if m.split(".")[0] == "jetatag" and module_path(m) is not None}
+
+
+@functools.cache
+def code_files(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """Source files of ``modules`` and of every ``jetatag`` module they import, transitively; sorted.
+
+    A module whose file does not exist yet is listed under its expected path, so the front ends report
+    it as a missing input instead of silently dropping it.
+    """
+    seen: set[str] = set()
+    files: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module in seen or module in UNTRACKED_MODULES:
+            continue
+        seen.add(module)
+        path = module_path(module)
+        if path is None:
+            files.add(Path(*module.split(".")).with_suffix(".py").as_posix())
+            continue
+        files.add(path.as_posix())
+        todo.extend(_imports(module, path))
+    return tuple(sorted(files))
+
+
+# --- dvc.yaml ------------------------------------------------------------------------------------
+
+DVC_HEADER = """\
+# Generated from jetatag/pipeline.py by `jetatag pipeline generate`: edit the stage list there, not here.
+# The Snakemake front end (workflow/Snakefile) builds the same commands from the same list.
+"""
+
+
+def _dvc_stage(s: Stage) -> dict[str, Any]:
+    """The dvc.yaml entry of ``s``: a plain stage, or a ``matrix`` over its wildcards."""
+    item = {w: f"${{item.{w}}}" for w in s.wildcards}
+    entry: dict[str, Any] = {"desc": s.desc}
+    if s.wildcards:
+        entry["matrix"] = {w: list(values) for w, values in s.wildcards.items()}
+    entry["cmd"] = s.job(item)
+    entry["deps"] = [fill(p, item) for p in dep_paths(s)] + list(s.code())
+    entry["params"] = list(s.params)
+    for kind in ("outs", "metrics", "plots"):
+        outs = [o for o in s.outs.values() if o.kind == kind]
+        if outs:
+            entry[kind] = [fill(o.path, item) if o.cache else {fill(o.path, item): {"cache": False}} for o in outs]
+    return entry
+
+
+def dvc_yaml() -> str:
+    """Text of ``dvc.yaml`` for :data:`STAGES`."""
+    body = yaml.safe_dump({"stages": {s.name: _dvc_stage(s) for s in STAGES}}, sort_keys=False, width=1000)
+    return DVC_HEADER + body
+
+
+def write_dvc_yaml(path: Path = ROOT / DVC_YAML, *, check: bool = False) -> None:
+    """Write ``dvc.yaml`` from the stage list; with ``check``, only raise StageError if ``path`` is stale."""
+    from jetatag.errors import StageError
+    from jetatag.io import atomic_open
+
+    text = dvc_yaml()
+    current = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else None
+    if check:
+        if current != text:
+            raise StageError(f"{path}: out of date with jetatag/pipeline.py; run `jetatag pipeline generate`")
+        return
+    if current != text:
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def all_commands(params: Sequence[str] = DVC_PARAMS) -> set[str]:
+    """Every job's command, as both front ends print them (``dvc repro --dry``, ``snakemake -n -p``)."""
+    return {s.job(wc, params) for s in STAGES for wc in s.instances()}
+
+
+# --- params profiles -----------------------------------------------------------------------------
+
+
+def apply_profile(profile: Path, params_file: Path) -> list[str]:
+    """Write the values of params overlay ``profile`` into ``params_file``, keeping its comments and order.
+
+    The merged result is validated before anything is written. Returns the dotted keys that changed.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    from jetatag.config import ParamsError, load_params
+    from jetatag.io import atomic_open
+
+    overlay = yaml.safe_load(Path(profile).read_text(encoding="utf-8")) if Path(profile).is_file() else None
+    if not isinstance(overlay, Mapping):
+        raise ParamsError(f"{profile}: not a params profile (a YAML mapping of params sections)")
+    load_params([params_file, profile])  # validates the merged values, naming the file or key on error
+    rt = YAML()
+    rt.width = 120
+    doc = rt.load(Path(params_file).read_text(encoding="utf-8"))
+    changed: list[str] = []
+
+    def merge(dst: CommentedMap, src: Mapping[str, Any], prefix: str) -> None:
+        for key, value in src.items():
+            if isinstance(value, Mapping) and isinstance(dst.get(key), Mapping):
+                merge(dst[key], value, f"{prefix}{key}.")
+            elif dst.get(key) != value:
+                if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+                    value = [_flow(v) for v in value]  # schedules stay one phase per line
+                dst[key] = value
+                changed.append(f"{prefix}{key}")
+
+    merge(doc, overlay, "")
+    with atomic_open(params_file, "w", encoding="utf-8") as handle:
+        rt.dump(doc, handle)
+    return changed
+
+
+def _flow(mapping: Mapping[str, Any]) -> Any:
+    """``mapping`` as a YAML flow mapping (``{a: 1, b: 2}``)."""
+    from ruamel.yaml.comments import CommentedMap
+
+    flow = CommentedMap(mapping)
+    flow.fa.set_flow_style()
+    return flow
+
+
+def merged_params(paths: Sequence[Path | str]) -> dict[str, Any]:
+    """Plain merge of params files, later overriding earlier (what ``jetatag --params a --params b`` reads)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = deep_merge(merged, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+    return merged

@@ -1,0 +1,155 @@
+"""Stage ``figure2``: the paper's Figure 2 (t-SNE of test embeddings) and a per-tag ROC-AUC comparison.
+
+Figure 2 shows three t-SNE maps of the test clips, coloured by whether a clip carries one tag: the
+extractor output h of Harmonic-CNN trained without JE, the ground-truth tag vectors, and h of
+Harmonic-CNN with JE. If JE shapes h after the tag space, the third map should group the tagged clips
+the way the second does.
+
+Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot, no global backend state); PNGs
+are rendered by matplotlib's Agg canvas.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+
+from jetatag.config import Params
+from jetatag.errors import StageError
+from jetatag.evaluate.arrays import load_arrays
+from jetatag.io import atomic_path
+from jetatag.report.paper import EXTRACTOR_NAMES
+
+log = logging.getLogger(__name__)
+
+FIGURE2_EXTRACTOR = "hcnn"
+"""The paper's Figure 2 shows Harmonic-CNN."""
+
+DPI = 150
+PCA_DIMS = 50
+"""t-SNE runs on the first principal components (scikit-learn's advice for wide inputs): faster, same map."""
+
+
+def tsne_map(x: np.ndarray, *, perplexity: float, seed: int) -> np.ndarray:
+    """2-D t-SNE of the rows of ``x`` [shape=(n, d)] → [shape=(n, 2)], seeded; perplexity clipped below n."""
+    x = np.asarray(x, dtype=np.float32)
+    n = x.shape[0]
+    if n < 3:
+        raise ValueError(f"t-SNE needs at least 3 points, got {n}")
+    if x.shape[1] > PCA_DIMS and n > PCA_DIMS:
+        x = PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(x)
+    perplexity = min(perplexity, (n - 1) / 3.0)  # keeps 3 * perplexity < n, as scikit-learn needs
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(x)
+
+
+def make_figure2(
+    h_noje: np.ndarray,
+    tag_vectors: np.ndarray,
+    h_je: np.ndarray,
+    has_tag: np.ndarray,
+    *,
+    tag: str,
+    extractor: str,
+    perplexity: float,
+    seed: int,
+) -> Figure:
+    """Three t-SNE panels (h without JE, tag vectors, h with JE), points coloured by ``has_tag``."""
+    name = EXTRACTOR_NAMES[extractor]
+    panels = (
+        (h_noje, f"{name} h, without JE"),
+        (tag_vectors, "ground-truth tag vectors"),
+        (h_je, f"{name} h, with JE"),
+    )
+    fig = Figure(figsize=(15, 5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (x, title) in zip(axes, panels, strict=True):
+        xy = tsne_map(x, perplexity=perplexity, seed=seed)
+        ax.scatter(*xy[~has_tag].T, s=6, c="#b0b0b0", alpha=0.6, linewidths=0, label=f"without '{tag}'")
+        ax.scatter(*xy[has_tag].T, s=10, c="#d62728", alpha=0.9, linewidths=0, label=f"with '{tag}'")
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].legend(loc="best", markerscale=2, frameon=True)
+    fig.suptitle(f"t-SNE of the {len(has_tag)} test clips, coloured by the tag '{tag}'")
+    return fig
+
+
+def make_per_tag_figure(per_tag_noje: dict[str, dict], per_tag_je: dict[str, dict], *, extractor: str) -> Figure:
+    """Scatter of per-tag ROC-AUC, no JE (x) against JE (y), with the diagonal; biggest changes labelled."""
+    tags = [t for t in per_tag_noje if t in per_tag_je]
+    if not tags:
+        raise ValueError("no tag has a ROC-AUC in both evaluations")
+    x = np.array([per_tag_noje[t]["roc_auc"] for t in tags])
+    y = np.array([per_tag_je[t]["roc_auc"] for t in tags])
+    better = int(np.sum(y > x))
+    fig = Figure(figsize=(6.5, 6.5), layout="constrained")
+    ax = fig.subplots()
+    lo = float(min(x.min(), y.min())) - 0.02
+    ax.plot([lo, 1.0], [lo, 1.0], color="black", linewidth=0.8, linestyle="--", label="equal")
+    ax.scatter(x, y, s=18, c=np.where(y > x, "#1f77b4", "#ff7f0e"), zorder=3)
+    for i in np.argsort(-np.abs(y - x))[:8]:  # name the tags JE changed most
+        ax.annotate(tags[i], (x[i], y[i]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xlim(lo, 1.0)
+    ax.set_ylim(lo, 1.0)
+    ax.set_aspect("equal")
+    ax.set_xlabel("ROC-AUC without JE")
+    ax.set_ylabel("ROC-AUC with JE")
+    ax.set_title(f"{EXTRACTOR_NAMES[extractor]}: per-tag ROC-AUC (JE better on {better} of {len(tags)} tags)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """Save ``fig`` as PNG at :data:`DPI`, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+
+
+def _per_tag(eval_dir: Path, extractor: str, variant: str) -> dict[str, dict]:
+    path = Path(eval_dir) / f"{extractor}-{variant}.json"
+    if not path.is_file():
+        raise StageError(f"{path}: evaluation not found; run `jetatag evaluate --extractor {extractor}` first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["literature"]["per_tag"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise StageError(f"{path}: not a jetatag evaluation with per-tag results: {err}") from err
+
+
+def run_figure2(params: Params, *, arrays_dir: Path, eval_dir: Path, out_figure: Path, out_per_tag: Path) -> None:
+    """Write Figure 2 (t-SNE panels of Harmonic-CNN) and the per-tag ROC-AUC plot."""
+    report = params.report
+    noje = load_arrays(Path(arrays_dir) / f"{FIGURE2_EXTRACTOR}-noje.npz")
+    je = load_arrays(Path(arrays_dir) / f"{FIGURE2_EXTRACTOR}-je.npz")
+    if not np.array_equal(noje.clip_ids, je.clip_ids):
+        raise StageError(f"{arrays_dir}: {FIGURE2_EXTRACTOR}-noje and -je were scored on different test clips")
+    if report.tsne_tag not in noje.tag_names:
+        raise StageError(
+            f"report.tsne_tag: {report.tsne_tag!r} is not one of the dataset's tags: {', '.join(noje.tag_names)}"
+        )
+    has_tag = noje.tags[:, noje.tag_names.index(report.tsne_tag)] != 0
+    log.info("figure2: t-SNE of %d clips (%d with '%s')", len(has_tag), int(has_tag.sum()), report.tsne_tag)
+    fig = make_figure2(
+        noje.h,
+        noje.tags,
+        je.h,
+        has_tag,
+        tag=report.tsne_tag,
+        extractor=FIGURE2_EXTRACTOR,
+        perplexity=report.tsne_perplexity,
+        seed=report.seed,
+    )
+    _save(fig, out_figure)
+
+    extractor = report.per_tag_extractor
+    per_tag = make_per_tag_figure(
+        _per_tag(eval_dir, extractor, "noje"), _per_tag(eval_dir, extractor, "je"), extractor=extractor
+    )
+    _save(per_tag, out_per_tag)
+    log.info("figure2 -> %s, %s", out_figure, out_per_tag)

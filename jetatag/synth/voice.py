@@ -1,0 +1,146 @@
+"""A small formant singer: General MIDI has no singing voice, so vocals are synthesised in numpy.
+
+Source-filter model: a glottal impulse train on the sung pitch contour (portamento, vibrato, slow pitch
+drift), low-passed for the glottal spectral tilt, plus breath noise; then a cascade of formant resonators
+per vowel (Klatt-style two-pole sections), cross-faded between the vowels of successive notes; short noise
+bursts for consonants. A choir is several such sources (detuned, doubled at harmony intervals) through one
+shared vowel filter; opera adds wide vibrato and the singer's formant near 3 kHz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, signal
+
+VOWEL_FORMANTS: dict[str, tuple[tuple[float, float], ...]] = {
+    # (frequency Hz, bandwidth Hz) of F1..F3 for an adult male voice; other voices scale the frequencies.
+    "a": ((730, 90), (1090, 110), (2440, 160)),
+    "e": ((530, 60), (1840, 100), (2480, 150)),
+    "i": ((300, 50), (2200, 100), (2950, 160)),
+    "o": ((570, 70), (840, 80), (2410, 150)),
+    "u": ((330, 60), (870, 80), (2240, 140)),
+}
+
+
+@dataclass(frozen=True)
+class VoiceType:
+    """How one kind of singer sounds."""
+
+    formant_scale: float  # multiplies the male formant frequencies
+    vibrato_depth: tuple[float, float]  # semitones (range drawn per clip)
+    vibrato_rate: tuple[float, float]  # Hz
+    voices: int  # sources sharing the vowel filter
+    intervals: tuple[int, ...]  # semitone offsets of the extra voices below the sung line
+    singer_formant: bool  # add the ~3 kHz cluster of trained (operatic) voices
+    breath: float  # breath-noise level relative to the pulses
+    vowels: str  # vowels this singer uses
+
+
+VOICE_TYPES: dict[str, VoiceType] = {
+    "male": VoiceType(1.0, (0.05, 0.25), (4.5, 6.0), 1, (), False, 0.08, "aeiou"),
+    "female": VoiceType(1.17, (0.05, 0.3), (4.5, 6.0), 1, (), False, 0.1, "aeiou"),
+    "opera_female": VoiceType(1.2, (0.5, 0.9), (5.5, 6.8), 1, (), True, 0.03, "aoe"),
+    "opera_male": VoiceType(1.02, (0.4, 0.8), (5.2, 6.5), 1, (), True, 0.03, "aoe"),
+    "choir": VoiceType(1.1, (0.1, 0.35), (4.5, 6.0), 6, (0, -5, -9, -12, -17, -24), False, 0.06, "aou"),
+    "chant": VoiceType(0.97, (0.0, 0.08), (4.0, 5.0), 4, (0, 0, -12, -5), False, 0.05, "ou"),
+}
+
+
+def _resonator_sos(freq: float, bw: float, sr: int) -> np.ndarray:
+    """Two-pole resonator with unit gain at DC, as one second-order section ``[b0 b1 b2 a0 a1 a2]``."""
+    r = np.exp(-np.pi * bw / sr)
+    b1, b2 = 2 * r * np.cos(2 * np.pi * freq / sr), -(r**2)
+    return np.array([1.0 - b1 - b2, 0.0, 0.0, 1.0, -b1, -b2])
+
+
+def _vowel_sos(vowel: str, kind: VoiceType, sr: int) -> np.ndarray:
+    sections = [_resonator_sos(f * kind.formant_scale, bw, sr) for f, bw in VOWEL_FORMANTS[vowel]]
+    if kind.singer_formant:
+        sections.append(_resonator_sos(2900.0 * kind.formant_scale**0.3, 250.0, sr))
+    return np.stack(sections)
+
+
+def _glottal_pulses(midi: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Band-limited-ish impulse train on a per-sample MIDI pitch contour (fractional placement by 2 taps)."""
+    f0 = 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+    phase = np.cumsum(f0 / sr) + rng.random()
+    wraps = np.flatnonzero(np.diff(np.floor(phase)) > 0) + 1  # first sample after each period boundary
+    out = np.zeros(len(midi) + 1)
+    frac = (phase[wraps] - np.floor(phase[wraps])) / (f0[wraps] / sr)  # how far past the boundary, in samples
+    frac = np.clip(frac, 0.0, 1.0)
+    np.add.at(out, wraps - 1, frac)
+    np.add.at(out, wraps, 1.0 - frac)
+    return out[: len(midi)]
+
+
+def sing(notes: np.ndarray, kind_name: str, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Render a sung line.
+
+    Parameters
+    ----------
+    notes : np.ndarray [shape=(n, 4)]
+        ``start_s, end_s, midi_pitch, velocity`` of each sung note (non-overlapping, sorted).
+    kind_name : str
+        A :data:`VOICE_TYPES` key.
+    seconds : float > 0
+        Output length.
+    sr : int > 0
+        Sample rate.
+
+    Returns
+    -------
+    np.ndarray [shape=(round(seconds * sr),)], float32, RMS about 0.1 where the voice sings.
+    """
+    kind = VOICE_TYPES[kind_name]
+    n = int(round(seconds * sr))
+    out = np.zeros(n, dtype=np.float32)
+    if len(notes) == 0:
+        return out
+    t = np.arange(n) / sr
+    # Per-sample target pitch and loudness: notes fill their span, gaps hold the last pitch silently.
+    idx = np.clip(np.searchsorted(notes[:, 0], t, side="right") - 1, 0, len(notes) - 1)
+    start, end, pitch, vel = notes[idx, 0], notes[idx, 1], notes[idx, 2], notes[idx, 3]
+    inside = (t >= start) & (t < end)
+    attack = np.clip((t - start) / 0.05, 0.0, 1.0)
+    release = np.clip((end - t) / 0.08, 0.0, 1.0)
+    amp = inside * np.minimum(attack, release) * (vel / 100.0) ** 1.5
+    # Pitch contour: portamento (one-pole smoothing), vibrato growing within each note, slow drift.
+    glide = np.exp(-1.0 / (0.035 * sr))
+    midi = signal.lfilter([1 - glide], [1, -glide], pitch, zi=[pitch[0] * glide])[0]
+    depth = rng.uniform(*kind.vibrato_depth)
+    rate = rng.uniform(*kind.vibrato_rate)
+    vib_env = np.clip((t - start) / 0.35, 0.0, 1.0)
+    drift = signal.lfilter([0.002], [1, -0.998], rng.normal(0.0, 1.0, n))
+    midi = midi + depth * vib_env * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)) + 0.3 * drift
+    # Sources: the sung line plus harmony/doubling voices, each slightly detuned and with its own vibrato.
+    source = _glottal_pulses(midi, sr, rng)
+    for interval in kind.intervals[1 : kind.voices]:
+        detune = rng.normal(0.0, 0.12)
+        wobble = 0.3 * np.sin(2 * np.pi * rng.uniform(4.0, 6.5) * t + rng.uniform(0, 2 * np.pi))
+        source += 0.8 * _glottal_pulses(midi + interval + detune + wobble * depth, sr, rng)
+    # Glottal tilt (two one-pole low-passes), breath noise, loudness envelope.
+    tilt = np.exp(-2 * np.pi * 700.0 / sr)
+    source = signal.lfilter([1 - tilt], [1, -tilt], signal.lfilter([1 - tilt], [1, -tilt], source))
+    source = source / (np.std(source[inside]) + 1e-9) + kind.breath * rng.normal(0.0, 1.0, n)
+    source *= amp
+    # Vowels: one per note, cross-faded over 40 ms; each vowel's filter runs once over the whole source.
+    note_vowel = rng.integers(0, len(kind.vowels), size=len(notes))
+    weights = np.zeros((len(kind.vowels), n))
+    weights[note_vowel[idx], np.arange(n)] = 1.0
+    fade = int(0.04 * sr)
+    weights = ndimage.uniform_filter1d(weights, fade, axis=1)
+    voiced = np.zeros(n)
+    for v, vowel in enumerate(kind.vowels):
+        if weights[v].any():
+            voiced += weights[v] * signal.sosfilt(_vowel_sos(vowel, kind, sr), source)
+    # Consonants: short high-passed noise bursts at most note onsets.
+    hp = signal.butter(2, 3500.0, btype="highpass", fs=sr, output="sos")
+    burst = int(0.03 * sr)
+    for s0 in (notes[:, 0] * sr).astype(int):
+        if rng.random() < 0.6 and s0 + burst < n:
+            voiced[s0 : s0 + burst] += 0.25 * signal.sosfilt(hp, rng.normal(0.0, 1.0, burst)) * np.hanning(burst)
+    rms = np.sqrt(np.mean(voiced[inside] ** 2)) + 1e-9
+    out[:] = voiced * (0.1 / rms)
+    return out

@@ -1,0 +1,217 @@
+"""The epoch loop every training stage shares: schedule phases, resume, NaN guard, dvclive and progress.
+
+A stage describes *what* it trains as a :class:`Task`; :func:`fit` runs the schedule. Determinism: all
+randomness of epoch ``e`` (shuffling, DataLoader worker seeds, dropout) is drawn from generators seeded
+with (``train.seed``, ``e``) at the start of the epoch, and training crops are a pure function of
+(seed, epoch, clip), so an epoch computes the same thing whether or not the run was resumed before it and
+whatever ``train.workers`` is. Resuming therefore only needs the model, the optimizer and the epoch count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from dvclive import Live
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from jetatag.config import Phase, TrainParams
+from jetatag.data.dataset import TrainCrops
+from jetatag.errors import StageError
+from jetatag.models import param_groups
+from jetatag.train.device import autocast, pin_memory, to_device
+from jetatag.train.resume import ResumeState, load_resume, save_resume
+from jetatag.train.schedule import make_optimizer, phase_index, total_epochs
+
+log = logging.getLogger(__name__)
+
+Losses = dict[str, torch.Tensor]
+"""Loss terms of one batch: ``"loss"`` is what is minimised, other keys are its logged components."""
+
+
+@dataclass
+class Task:
+    """What one stage trains: its model, its batch loss and its validation metrics."""
+
+    name: str  # shown in logs and on the progress bar, e.g. "stage1 hcnn"
+    model: nn.Module  # all state that is checkpointed; parameters with requires_grad are optimised
+    losses: Callable[[torch.Tensor, torch.Tensor], Losses]  # (wave (B, L), tags (B, n_tags)) on device → terms
+    validate: Callable[[], dict[str, float]]  # metrics on the valid split, called with the model in eval mode
+
+
+def make_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    train: TrainParams,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
+    """A DataLoader with the run's worker count and pinning; shuffled (dropping the last partial batch) iff seeded.
+
+    Dropping the ragged last batch keeps a batch of one from reaching BatchNorm in training mode; the
+    clips it holds change from epoch to epoch, so over the run every clip is seen.
+    """
+    shuffle = generator is not None
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle,
+        num_workers=train.workers,
+        pin_memory=pin_memory(device),
+        generator=generator,
+    )
+
+
+def epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
+    """Independent seeds for epoch ``epoch``'s global torch RNG (dropout) and its DataLoader generator."""
+    model_seed, data_seed = np.random.SeedSequence([seed, epoch]).generate_state(2)
+    return int(model_seed), int(data_seed)
+
+
+def fit(
+    task: Task,
+    train_set: TrainCrops,
+    *,
+    phases: Sequence[Phase],
+    train: TrainParams,
+    device: torch.device,
+    resume_file: Path,
+    fingerprint: str,
+    live_dir: Path,
+) -> list[dict[str, float]]:
+    """Train ``task.model`` through the schedule ``phases``, resuming from ``resume_file`` when it matches.
+
+    After every epoch the full state is written atomically to ``resume_file``; the caller writes the stage
+    output when this returns and then removes the resume file. Returns the per-epoch metrics.
+    Raises :class:`StageError` when a loss turns NaN/inf, naming the epoch and step.
+    """
+    n_epochs = total_epochs(phases)
+    task.model.to(device)
+    groups = param_groups(task.model)
+    generator = torch.Generator()
+    loader = make_loader(train_set, batch_size=train.batch_size, train=train, device=device, generator=generator)
+    if len(loader) == 0:
+        raise StageError(
+            f"{task.name}: the train split has {len(train_set)} clips, fewer than train.batch_size {train.batch_size}"
+        )
+
+    start, history, optimizer, optimizer_phase = 0, [], None, -1
+    state = load_resume(resume_file, expected_fingerprint=fingerprint, map_location=device)
+    if state is not None:
+        task.model.load_state_dict(state.model)
+        start, history = state.epochs_done, state.history
+        if start < n_epochs and phase_index(phases, start) == state.phase:
+            optimizer_phase = state.phase
+            optimizer = make_optimizer(phases[optimizer_phase], groups)
+            optimizer.load_state_dict(state.optimizer)
+        log.info("%s: resuming after epoch %d of %d from %s", task.name, start, n_epochs, resume_file)
+
+    live_dir.mkdir(parents=True, exist_ok=True)
+    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for record in history:  # a resumed run rebuilds the full curves (dvc repro may have deleted live_dir)
+            _log_epoch(live, record)
+        for epoch in range(start, n_epochs):
+            index = phase_index(phases, epoch)
+            phase = phases[index]
+            if index != optimizer_phase:
+                optimizer, optimizer_phase = make_optimizer(phase, groups), index
+                log.info(
+                    "%s: phase %d from epoch %d: %s lr %g", task.name, index + 1, epoch + 1, phase.optimizer, phase.lr
+                )
+            model_seed, data_seed = epoch_seeds(train.seed, epoch)
+            torch.manual_seed(model_seed)
+            generator.manual_seed(data_seed)
+            train_set.set_epoch(epoch)
+
+            tic = time.perf_counter()
+            task.model.train()  # a frozen extractor stays in eval mode (Tagger.freeze_extractor)
+            train_metrics = _train_epoch(task, loader, optimizer, device, epoch=epoch, n_epochs=n_epochs)
+            train_s = time.perf_counter() - tic
+            task.model.eval()
+            with torch.inference_mode():
+                valid_metrics = task.validate()
+            valid_s = time.perf_counter() - tic - train_s
+
+            record = {"lr": phase.lr}
+            record |= {f"train/{key}": value for key, value in train_metrics.items()}
+            record |= {f"valid/{key}": value for key, value in valid_metrics.items()}
+            history.append(record)
+            _log_epoch(live, record)
+            log.info(
+                "%s: epoch %d/%d  %s  (train %.1f s = %.0f ms/step, valid %.1f s)",
+                task.name,
+                epoch + 1,
+                n_epochs,
+                "  ".join(f"{key} {value:.4g}" for key, value in record.items()),
+                train_s,
+                1000 * train_s / len(loader),
+                valid_s,
+            )
+            save_resume(
+                resume_file,
+                ResumeState(
+                    fingerprint=fingerprint,
+                    epochs_done=epoch + 1,
+                    phase=index,
+                    model=task.model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    history=history,
+                ),
+            )
+    return history
+
+
+def _train_epoch(
+    task: Task,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    epoch: int,
+    n_epochs: int,
+) -> dict[str, float]:
+    """One pass over ``loader``; returns the clip-weighted mean of each loss term."""
+    sums: dict[str, float] = {}
+    seen = 0
+    n_steps = len(loader)
+    bar = tqdm(total=n_steps * loader.batch_size, desc=f"{task.name} {epoch + 1}/{n_epochs}", unit="clip", leave=False)
+    with bar:
+        for step, (wave, tags) in enumerate(loader):
+            wave, tags = to_device(wave, device), to_device(tags, device)  # (B, L), (B, n_tags)
+            with autocast(device):
+                losses = task.losses(wave, tags)
+            values = {key: value.item() for key, value in losses.items()}
+            if not all(math.isfinite(value) for value in values.values()):
+                bad = ", ".join(f"{key}={value}" for key, value in values.items() if not math.isfinite(value))
+                raise StageError(
+                    f"{task.name}: non-finite loss ({bad}) at epoch {epoch + 1} step {step + 1} of {n_steps}; "
+                    "lower the learning rate of this phase or check the input audio"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            optimizer.step()
+
+            batch = len(wave)
+            seen += batch
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0.0) + value * batch
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}", refresh=False)
+            bar.update(batch)
+    return {key: total / seen for key, total in sums.items()}
+
+
+def _log_epoch(live: Live, record: dict[str, float]) -> None:
+    """One epoch's metrics as one dvclive step."""
+    for key, value in record.items():
+        live.log_metric(key, value)
+    live.next_step()

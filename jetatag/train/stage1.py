@@ -1,0 +1,168 @@
+"""Stage 1 (JE): train the tag autoencoder, the extractor and the projection head together.
+
+Loss per batch ``L = L_AE + L_pair``: ``L_AE`` is the MSE between the tags and their reconstruction
+through the tag autoencoder; ``L_pair`` pulls the audio embedding z_m of a crop towards the tag
+embedding z_t of its clip (``model.pair_loss``: the paper's cosine loss or the authors' margin loss).
+The output is a self-describing checkpoint of the whole :class:`JointEmbedding` that stage 2 (je) reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from jetatag.config import ModelParams, Params, ParamsError
+from jetatag.data.dataset import EvalCrops, TrainCrops
+from jetatag.data.shards import INDEX, META
+from jetatag.errors import StageError
+from jetatag.io import atomic_path
+from jetatag.models import EXTRACTORS
+from jetatag.models.losses import pair_loss, reconstruction_loss
+from jetatag.models.tagger import JointEmbedding, TaggerMeta, build_joint_embedding
+from jetatag.train.device import autocast, resolve_device
+from jetatag.train.loop import Losses, Task, fit, make_loader
+from jetatag.train.resume import clear_resume, fingerprint, resume_path
+from jetatag.train.schedule import total_epochs
+from jetatag.train.validation import crop_batches
+
+log = logging.getLogger(__name__)
+
+STAGE1_FORMAT = "jetatag-stage1"
+STAGE1_FORMAT_VERSION = 1
+
+
+def joint_losses(out: dict[str, torch.Tensor], tags: torch.Tensor, model: ModelParams) -> Losses:
+    """``L = L_AE + L_pair`` and its terms for one batch of :class:`JointEmbedding` outputs, in float32."""
+    ae = reconstruction_loss(tags, out["tags_hat"].float())
+    pair = pair_loss(out["z_m"].float(), out["z_t"].float(), kind=model.pair_loss, margin=model.margin)
+    return {"loss": ae + pair, "ae_loss": ae, "pair_loss": pair}
+
+
+def validate_joint(
+    model: JointEmbedding, loader: DataLoader, device: torch.device, params: ModelParams
+) -> dict[str, float]:
+    """Mean stage-1 loss terms on the valid crops; each crop position of a batch of clips is scored as one batch.
+
+    Scoring crop positions separately keeps a batch to one crop per clip, as in training, which the
+    margin loss (pairs within the batch) needs.
+    """
+    sums: dict[str, float] = {}
+    count = 0
+    for crops, tags in crop_batches(loader, device):
+        b, k, length = crops.shape
+        with autocast(device):
+            out = model(crops.reshape(b * k, length), tags.repeat_interleave(k, dim=0))
+        out = {key: value.reshape(b, k, -1) for key, value in out.items()}  # (B, k, D) per output
+        for j in range(k):
+            terms = joint_losses({key: value[:, j] for key, value in out.items()}, tags, params)
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value.item() * b
+            count += b
+    return {key: total / count for key, total in sums.items()}
+
+
+def save_stage1(path: Path, model: JointEmbedding, *, meta: TaggerMeta) -> None:
+    """Write the stage-1 model and its meta to ``path`` atomically (tensors and plain data only)."""
+    checkpoint = {"format": STAGE1_FORMAT, "meta": dataclasses.asdict(meta), "state_dict": model.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_stage1(path: Path, map_location: str | torch.device = "cpu") -> tuple[JointEmbedding, TaggerMeta]:
+    """Rebuild the stage-1 model from its checkpoint alone; StageError naming ``path`` when it cannot."""
+    if not path.is_file():
+        raise StageError(f"{path}: stage-1 checkpoint not found; run `jetatag stage1` first")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for foreign files (pickle, zip, EOF, ...)
+        raise StageError(f"{path}: not a jetatag stage-1 checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != STAGE1_FORMAT:
+        raise StageError(f"{path}: not a jetatag stage-1 checkpoint (no '{STAGE1_FORMAT}' format marker)")
+    try:
+        meta = TaggerMeta(**checkpoint["meta"])
+        model_params = meta.model_params()
+    except (KeyError, TypeError, ParamsError) as err:
+        raise StageError(f"{path}: stage-1 checkpoint has malformed meta data: {err}") from err
+    if meta.format_version != STAGE1_FORMAT_VERSION:
+        raise StageError(
+            f"{path}: stage-1 format version {meta.format_version!r} is not supported "
+            f"(this jetatag reads {STAGE1_FORMAT_VERSION}); re-run stage1"
+        )
+    if meta.extractor not in EXTRACTORS:
+        raise StageError(f"{path}: unknown extractor {meta.extractor!r} (known: {', '.join(EXTRACTORS)})")
+    model = build_joint_embedding(meta.extractor, model_params, n_tags=len(meta.tags), sample_rate=meta.sample_rate)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, RuntimeError) as err:
+        raise StageError(f"{path}: weights do not match the {meta.extractor} model they describe: {err}") from err
+    return model.to(map_location), meta
+
+
+def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Path, live_dir: Path) -> None:
+    """Train stage 1 for ``extractor`` on ``audio_dir``; write checkpoint ``out_path`` and metrics to ``live_dir``."""
+    audio_dir, out_path, live_dir = Path(audio_dir), Path(out_path), Path(live_dir)
+    train = params.train
+    device = resolve_device(train.device)
+    crop = params.model.crop_samples(extractor)
+    train_set = TrainCrops(audio_dir, split="train", crop_samples=crop, seed=train.seed)
+    valid_set = EvalCrops(audio_dir, split="valid", crop_samples=crop, n_crops=train.valid_crops)
+    valid_loader = make_loader(valid_set, batch_size=train.batch_size, train=train, device=device)
+
+    torch.manual_seed(train.seed)
+    model = build_joint_embedding(
+        extractor, params.model, n_tags=len(train_set.tags), sample_rate=train_set.sample_rate
+    ).to(device)
+    task = Task(
+        name=f"stage1 {extractor}",
+        model=model,
+        losses=lambda wave, tags: joint_losses(model(wave, tags), tags, params.model),
+        validate=lambda: validate_joint(model, valid_loader, device, params.model),
+    )
+    resume_file = resume_path(out_path)
+    log.info(
+        "stage1 %s: %d train / %d valid clips of %s, crop %d samples, %d epochs → %s (metrics %s, resume file %s)",
+        extractor,
+        len(train_set),
+        len(valid_set),
+        audio_dir,
+        crop,
+        total_epochs(train.stage1_schedule),
+        out_path,
+        live_dir,
+        resume_file,
+    )
+    run_id = fingerprint(
+        {
+            "stage": "stage1",
+            "extractor": extractor,
+            "model": dataclasses.asdict(params.model),
+            "train": dataclasses.asdict(train),
+        },
+        {"index": audio_dir / INDEX, "meta": audio_dir / META},
+    )
+    fit(
+        task,
+        train_set,
+        phases=train.stage1_schedule,
+        train=train,
+        device=device,
+        resume_file=resume_file,
+        fingerprint=run_id,
+        live_dir=live_dir,
+    )
+    meta = TaggerMeta(
+        extractor=extractor,
+        variant="je",
+        tags=list(train_set.tags),
+        sample_rate=train_set.sample_rate,
+        crop_samples=crop,
+        model=dataclasses.asdict(params.model),
+        format_version=STAGE1_FORMAT_VERSION,
+    )
+    save_stage1(out_path, model.cpu(), meta=meta)
+    clear_resume(resume_file)
+    log.info("stage1 %s: wrote %s", extractor, out_path)

@@ -1,0 +1,169 @@
+"""Stage 2: the tag classifier, on the frozen stage-1 extractor (je) or trained end to end with it (noje).
+
+je: the stage-1 extractor is frozen (no gradients) and held in eval mode, so its weights, BatchNorm
+statistics and dropout stay exactly as stage 1 left them; only the classifier learns, on h. The saved
+tagger also carries the stage-1 projection head and tag encoder, for retrieval in the joint space.
+noje (the paper's baseline): a fresh extractor and the classifier trained together.
+Both minimise binary cross-entropy on the classifier's logits and write a :func:`save_tagger` checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from jetatag.config import Params
+from jetatag.data.dataset import EvalCrops, TrainCrops
+from jetatag.data.shards import INDEX, META
+from jetatag.errors import StageError
+from jetatag.models import H_DIM
+from jetatag.models.heads import Classifier
+from jetatag.models.losses import classification_loss
+from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, save_tagger
+from jetatag.train.device import autocast, resolve_device
+from jetatag.train.loop import Task, fit, make_loader
+from jetatag.train.resume import clear_resume, fingerprint, resume_path
+from jetatag.train.schedule import total_epochs
+from jetatag.train.stage1 import load_stage1
+from jetatag.train.validation import crop_batches, macro_roc_auc
+
+log = logging.getLogger(__name__)
+
+
+def validate_tagger(model: Tagger, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """Crop-level BCE and clip-level macro ROC-AUC (mean of the crops' sigmoid scores) on the valid crops."""
+    scores, truth = [], []
+    loss_sum, count = 0.0, 0
+    for crops, tags in crop_batches(loader, device):
+        b, k, length = crops.shape
+        with autocast(device):
+            logits = model(crops.reshape(b * k, length)).float().reshape(b, k, -1)  # (B, k, n_tags)
+        loss_sum += classification_loss(logits, tags[:, None].expand_as(logits)).item() * b
+        count += b
+        scores.append(torch.sigmoid(logits).mean(dim=1).cpu())  # (B, n_tags) clip scores
+        truth.append(tags.cpu())
+    metrics = {"loss": loss_sum / count}
+    auc = macro_roc_auc(torch.cat(truth).numpy(), torch.cat(scores).numpy())
+    if auc is not None:
+        metrics["roc_auc"] = auc
+    return metrics
+
+
+def _je_tagger(stage1_path: Path, *, extractor: str, params: Params, tags: list[str], sample_rate: int) -> Tagger:
+    """Classifier on the frozen stage-1 model of ``stage1_path``, after checking it matches this run."""
+    joint, meta = load_stage1(stage1_path)
+    current = dataclasses.asdict(params.model)
+    mismatch = [
+        f"model.{key}={meta.model.get(key)!r} (params: {value!r})"
+        for key, value in current.items()
+        if meta.model.get(key) != value
+    ]
+    if meta.extractor != extractor:
+        mismatch.insert(0, f"extractor {meta.extractor!r} (asked: {extractor!r})")
+    if meta.tags != tags or meta.sample_rate != sample_rate:
+        mismatch.append("its tags or sample rate differ from the audio folder's")
+    if mismatch:
+        raise StageError(
+            f"{stage1_path}: stage-1 checkpoint does not match this run: {'; '.join(mismatch)}; re-run stage1"
+        )
+    tagger = Tagger.from_joint(joint, Classifier(H_DIM, len(tags))).freeze_extractor()
+    for head in (tagger.projection, tagger.tag_encoder):  # carried for retrieval, not trained here
+        head.requires_grad_(False)
+    return tagger
+
+
+def run_stage2(
+    params: Params,
+    *,
+    extractor: str,
+    variant: str,
+    audio_dir: Path,
+    stage1_path: Path | None,
+    out_path: Path,
+    live_dir: Path,
+) -> None:
+    """Train stage-2 tagger ``variant`` (je|noje) of ``extractor``; write ``out_path``, metrics to ``live_dir``."""
+    audio_dir, out_path, live_dir = Path(audio_dir), Path(out_path), Path(live_dir)
+    if variant not in ("je", "noje"):
+        raise StageError(f"stage2: unknown variant {variant!r} (je or noje)")
+    if variant == "je" and stage1_path is None:
+        raise StageError("stage2 --variant je needs the stage-1 checkpoint")
+    if variant == "noje" and stage1_path is not None:
+        log.warning("stage2 noje trains from scratch: ignoring the stage-1 checkpoint %s", stage1_path)
+        stage1_path = None
+    train = params.train
+    device = resolve_device(train.device)
+    crop = params.model.crop_samples(extractor)
+    train_set = TrainCrops(audio_dir, split="train", crop_samples=crop, seed=train.seed)
+    valid_set = EvalCrops(audio_dir, split="valid", crop_samples=crop, n_crops=train.valid_crops)
+    valid_loader = make_loader(valid_set, batch_size=train.batch_size, train=train, device=device)
+    tags = list(train_set.tags)
+
+    torch.manual_seed(train.seed)
+    if stage1_path is not None:
+        stage1_path = Path(stage1_path)
+        tagger = _je_tagger(
+            stage1_path, extractor=extractor, params=params, tags=tags, sample_rate=train_set.sample_rate
+        )
+    else:
+        tagger = build_tagger(extractor, params.model, n_tags=len(tags), sample_rate=train_set.sample_rate)
+    tagger.to(device)
+    name = f"stage2 {extractor}-{variant}"
+    task = Task(
+        name=name,
+        model=tagger,
+        losses=lambda wave, batch_tags: {"loss": classification_loss(tagger(wave).float(), batch_tags)},
+        validate=lambda: validate_tagger(tagger, valid_loader, device),
+    )
+    resume_file = resume_path(out_path)
+    log.info(
+        "%s: %d train / %d valid clips of %s, crop %d samples, %d epochs%s → %s (metrics %s, resume file %s)",
+        name,
+        len(train_set),
+        len(valid_set),
+        audio_dir,
+        crop,
+        total_epochs(train.stage2_schedule),
+        f", frozen extractor from {stage1_path}" if stage1_path else "",
+        out_path,
+        live_dir,
+        resume_file,
+    )
+    inputs = {"index": audio_dir / INDEX, "meta": audio_dir / META}
+    if stage1_path is not None:
+        inputs["stage1"] = stage1_path
+    run_id = fingerprint(
+        {
+            "stage": "stage2",
+            "extractor": extractor,
+            "variant": variant,
+            "model": dataclasses.asdict(params.model),
+            "train": dataclasses.asdict(train),
+        },
+        inputs,
+    )
+    fit(
+        task,
+        train_set,
+        phases=train.stage2_schedule,
+        train=train,
+        device=device,
+        resume_file=resume_file,
+        fingerprint=run_id,
+        live_dir=live_dir,
+    )
+    meta = TaggerMeta(
+        extractor=extractor,
+        variant=variant,
+        tags=tags,
+        sample_rate=train_set.sample_rate,
+        crop_samples=crop,
+        model=dataclasses.asdict(params.model),
+    )
+    save_tagger(out_path, tagger.cpu(), meta=meta)
+    clear_resume(resume_file)
+    log.info("%s: wrote %s", name, out_path)

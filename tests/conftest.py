@@ -1,0 +1,58 @@
+"""Shared test fixtures: a seeded rng, params built from overrides, and tiny MTAT-format data sets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from mirror_fixture import TinyData, tiny_data, write_raw
+
+from jetatag.config import Params, params_from_dict
+
+TINY_SECONDS = 6.0
+"""Clip length of the tiny data sets: longer than the default longest crop (80,000 samples = 5 s)."""
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator, fresh for each test."""
+    return np.random.default_rng(20240607)
+
+
+@pytest.fixture
+def make_params() -> Callable[[Mapping[str, Any]], Params]:
+    """Build validated :class:`Params` from the defaults plus nested overrides, e.g. ``{"audio": {"workers": 1}}``."""
+    return params_from_dict
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TinyData]:
+    """A raw folder (as ``download`` writes it) with 24 clips of 6 s; clip 3 is empty and clip 7 is corrupt."""
+    rng = np.random.default_rng(7)
+    data = tiny_data(24, rng=rng, empty=(3,), corrupt=(7,))
+    raw = write_raw(tmp_path_factory.mktemp("tiny") / "raw", data, seconds=TINY_SECONDS, rng=rng)
+    return raw, data
+
+
+@pytest.fixture(scope="session")
+def tiny_labels(tiny: tuple[Path, TinyData], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``labels`` output for :func:`tiny`."""
+    from jetatag.data.labels import run_labels
+
+    out = tmp_path_factory.mktemp("tiny_labels")
+    run_labels(params_from_dict({"data": {"n_tags": 10}}), raw_dir=tiny[0], out_dir=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_audio(tiny: tuple[Path, TinyData], tiny_labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``segment`` output for :func:`tiny` (int16, small shards so that clips spread over several)."""
+    from jetatag.data.segment import run_segment
+
+    out = tmp_path_factory.mktemp("tiny_audio")
+    params = params_from_dict({"data": {"n_tags": 10}, "audio": {"workers": 1, "shard_mb": 0.5}})
+    run_segment(params, labels_dir=tiny_labels, raw_dir=tiny[0], out_dir=out)
+    return out

@@ -1,0 +1,345 @@
+"""Tests for jetatag.models: extractor shapes and sizes, front ends, heads, losses, checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics.pairwise import cosine_similarity
+
+from jetatag.config import EXTRACTOR_IDS, ModelParams, load_params
+from jetatag.errors import StageError
+from jetatag.models import EXTRACTORS, H_DIM, build_extractor
+from jetatag.models.harmonic import HarmonicSTFT
+from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
+from jetatag.models.sinc import SincConv
+from jetatag.models.tagger import (
+    FORMAT_VERSION,
+    Tagger,
+    TaggerMeta,
+    build_joint_embedding,
+    build_tagger,
+    load_tagger,
+    save_tagger,
+)
+
+PARAMS_YAML = Path(__file__).resolve().parents[1] / "params.yaml"
+PAPER = ModelParams(width=1.0, sinc_filters=256, sinc_taps=2501)
+SR = 16000
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def demo() -> ModelParams:
+    return load_params(PARAMS_YAML).model
+
+
+def n_trainable(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def noise(rng: np.random.Generator, *shape: int) -> torch.Tensor:
+    return torch.from_numpy(rng.uniform(-1, 1, size=shape).astype(np.float32))
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+
+def test_registry_matches_config_ids_and_input_lengths() -> None:
+    assert tuple(EXTRACTORS) == EXTRACTOR_IDS
+    lengths = {name: cls.paper_input_length for name, cls in EXTRACTORS.items()}
+    assert lengths == {name: 80000 if name == "hcnn" else 59049 for name in EXTRACTOR_IDS}
+
+
+def test_unknown_extractor_lists_the_ids() -> None:
+    with pytest.raises(ValueError, match="samplecnn_rese"):
+        build_extractor("vggish", PAPER, sample_rate=SR)
+
+
+# --- extractors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXTRACTOR_IDS)
+def test_paper_size_extractor_maps_paper_crops_to_h(name: str, rng: np.random.Generator) -> None:
+    extractor = build_extractor(name, PAPER, sample_rate=SR).eval()
+    with torch.no_grad():
+        h = extractor(noise(rng, 2, EXTRACTORS[name].paper_input_length))
+    assert h.shape == (2, H_DIM)
+    assert torch.isfinite(h).all()
+
+
+@pytest.mark.parametrize("name", EXTRACTOR_IDS)
+def test_demo_size_extractor_maps_demo_crops_to_h(name: str, demo: ModelParams, rng: np.random.Generator) -> None:
+    extractor = build_extractor(name, demo, sample_rate=SR)
+    h = extractor(noise(rng, 2, demo.crop_samples(name)))  # training mode: BN on batch statistics
+    assert h.shape == (2, H_DIM)
+    assert n_trainable(extractor) < n_trainable(build_extractor(name, PAPER, sample_rate=SR)) / 5
+
+
+@pytest.mark.parametrize(
+    ("name", "count"),
+    [
+        ("samplecnn", 2_632_192),
+        ("samplecnn_se", 24_691_456),
+        ("samplecnn_res", 4_869_632),
+        ("samplecnn_rese", 26_928_896),
+    ],
+)
+def test_sample_cnn_parameter_counts_match_the_authors(name: str, count: int) -> None:
+    assert n_trainable(build_extractor(name, PAPER, sample_rate=SR)) == count
+
+
+def test_harmonic_cnn_accepts_crops_shorter_than_its_pooling() -> None:
+    extractor = build_extractor("hcnn", ModelParams(width=0.0625, hcnn_crop_samples=4096), sample_rate=SR).eval()
+    with torch.no_grad():
+        assert extractor(torch.zeros(1, 4096)).shape == (1, H_DIM)
+
+
+# --- harmonic STFT ------------------------------------------------------------------------------
+
+
+def test_harmonic_stft_shape_and_centres() -> None:
+    hstft = HarmonicSTFT(sample_rate=SR)
+    out = hstft(torch.zeros(2, 80000))
+    assert out.shape == (2, 6, 128, 1 + 80000 // 256)
+    centres = hstft.f0.view(6, 128)
+    # base grid: C1 upwards in half semitones; harmonic k is k × the base grid
+    assert centres[0, 0].item() == pytest.approx(32.703, abs=1e-3)
+    assert torch.allclose(centres[0, 1:] / centres[0, :-1], torch.tensor(2 ** (1 / 24)), rtol=1e-5)
+    for k in range(6):
+        assert torch.allclose(centres[k], (k + 1) * centres[0], rtol=1e-6)
+    assert centres[-1, -1] < SR / 2
+    assert torch.all(out == -100.0)  # silence hits the 1e-10 power floor
+
+
+def test_harmonic_stft_matches_librosa_reference(rng: np.random.Generator) -> None:
+    wave = rng.uniform(-1, 1, size=8000).astype(np.float32)
+    out = HarmonicSTFT(sample_rate=SR)(torch.from_numpy(wave)[None])[0].detach().numpy()  # (6, 128, T)
+    # independent reference: librosa power STFT and triangles of half-width ERB(f)/2 around librosa's note grid
+    power = np.abs(librosa.stft(wave.astype(np.float64), n_fft=512, hop_length=256, pad_mode="reflect")) ** 2
+    base = librosa.midi_to_hz(24 + np.arange(128) / 2)
+    centres = np.concatenate([base * k for k in range(1, 7)])
+    bins = librosa.fft_frequencies(sr=SR, n_fft=512)
+    bw = 0.1079 * centres + 24.7
+    fb = np.clip(1 - np.abs(bins[:, None] - centres[None]) / (bw / 2), 0, None)
+    expected = 10 * np.log10(np.maximum(fb.T @ power, 1e-10)).reshape(6, 128, -1)
+    loud = expected > -60
+    assert loud.mean() > 0.9
+    np.testing.assert_allclose(out[loud], expected[loud], atol=0.01)
+
+
+@pytest.mark.parametrize(("harmonic", "fundamental"), [(1, 440.0), (2, 220.0), (4, 110.0)])
+def test_pure_tone_excites_the_band_of_its_subharmonic(harmonic: int, fundamental: float) -> None:
+    t = torch.arange(16000) / SR
+    out = HarmonicSTFT(sample_rate=SR)(torch.sin(2 * torch.pi * 440.0 * t)[None])  # (1, 6, 128, T)
+    band = out[0, harmonic - 1].mean(dim=-1).argmax().item()
+    expected = round(2 * (librosa.hz_to_midi(fundamental) - 24))  # half-semitone index above C1
+    assert band == expected
+
+
+def test_harmonic_stft_bandwidth_is_learnable_or_fixed() -> None:
+    learnable = HarmonicSTFT(sample_rate=SR)
+    learnable(torch.randn(1, 4096)).mean().backward()
+    assert learnable.bw_Q.grad is not None and learnable.bw_Q.grad.abs() > 0
+    assert n_trainable(HarmonicSTFT(sample_rate=SR, learn_bw="fix")) == 0
+
+
+# --- sinc filters -------------------------------------------------------------------------------
+
+
+def test_sinc_filters_start_as_the_mel_spaced_band_passes() -> None:
+    sr, taps = SR, 1001
+    sinc = SincConv(8, taps, sample_rate=sr)
+    low, high = (edge.detach().numpy() for edge in sinc.band_edges())
+    # independent mel grid (HTK: 2595 log10(1 + f/700)) from 80 mel to Nyquist
+    mel = np.linspace(80, 2595 * np.log10(1 + (sr / 2) / 700), 8)
+    centres = 700 * (10 ** (mel / 2595) - 1)
+    np.testing.assert_allclose(low, [30.0, *centres[:-1]], rtol=1e-4)  # band i spans centres i-1 .. i+1
+    np.testing.assert_allclose(high, [*centres[1:], sr / 2 - 100], rtol=1e-4)
+    assert high[-1] == pytest.approx(sr / 2 - 100)
+    # frequency response: unit gain inside each band, near zero away from it
+    n_fft = 1 << 15
+    gain = np.abs(np.fft.rfft(sinc.filters().detach().numpy(), n=n_fft, axis=-1))  # (8, n_fft/2 + 1)
+    hz = np.fft.rfftfreq(n_fft, d=1 / sr)
+    for i in range(8):
+        inside = (hz > low[i] + 60) & (hz < high[i] - 60)
+        outside = (hz < low[i] - 60) | (hz > high[i] + 60)
+        assert np.allclose(gain[i, inside], 1.0, atol=0.03), i
+        assert gain[i, outside].max() < 0.03, i
+
+
+def test_sinc_convolution_equals_direct_convolution(rng: np.random.Generator) -> None:
+    sinc = SincConv(4, 251, sample_rate=SR)
+    wave = noise(rng, 2, 3000)
+    out = sinc(wave).detach().numpy()  # (2, 4, 3000)
+    h = sinc.filters().detach().numpy()
+    for b in range(2):
+        for f in range(4):
+            np.testing.assert_allclose(out[b, f], np.convolve(wave[b].numpy(), h[f], mode="same"), atol=1e-4)
+
+
+# --- heads and losses ---------------------------------------------------------------------------
+
+
+def test_joint_embedding_outputs(rng: np.random.Generator) -> None:
+    model = build_joint_embedding("samplecnn", ModelParams(width=0.0625, embed_dim=16), n_tags=7, sample_rate=SR)
+    tags = torch.from_numpy((rng.random((3, 7)) < 0.3).astype(np.float32))
+    out = model(noise(rng, 3, 59049), tags)
+    assert out["h"].shape == (3, H_DIM)
+    for key in ("z_m", "z_t"):
+        assert out[key].shape == (3, 16)
+        assert torch.allclose(out[key].norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert out["tags_hat"].shape == (3, 7)
+    assert ((out["tags_hat"] >= 0) & (out["tags_hat"] <= 1)).all()
+
+
+def test_cosine_pair_loss_is_the_papers_formula(rng: np.random.Generator) -> None:
+    a, b = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    expected = np.mean(1 - np.diag(cosine_similarity(a, b))) + np.mean(1 - np.diag(cosine_similarity(1 - a, 1 - b)))
+    got = pair_loss(torch.from_numpy(a), torch.from_numpy(b), kind="cosine")
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    assert pair_loss(torch.from_numpy(a), torch.from_numpy(a)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_margin_pair_loss_is_zero_only_for_matched_and_separated_pairs() -> None:
+    z = torch.eye(4)  # orthogonal: matching distance 0, non-matching distance 1 > margin
+    assert pair_loss(z, z, kind="margin", margin=0.4).item() == pytest.approx(0.0)
+    assert pair_loss(z, z.roll(1, dims=0), kind="margin", margin=0.4).item() > 0.5
+    with pytest.raises(ValueError, match="margin"):
+        pair_loss(z, z, kind="triplet")  # type: ignore[arg-type]
+
+
+def _train_steps(model: torch.nn.Module, loss_fn, steps: int = 5) -> tuple[float, float]:  # noqa: ANN001
+    """Loss before and after ``steps`` Adam steps on one fixed batch (same dropout mask when measuring)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def measure() -> float:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return loss_fn().item()
+
+    before = measure()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss_fn().backward()
+        optimizer.step()
+    return before, measure()
+
+
+@pytest.mark.parametrize("kind", ["cosine", "margin"])
+def test_a_few_steps_lower_the_stage1_losses(kind: str, rng: np.random.Generator) -> None:
+    model = build_joint_embedding("samplecnn", ModelParams(width=0.0625), n_tags=6, sample_rate=SR)
+    wave, tags = noise(rng, 4, 59049), torch.from_numpy((rng.random((4, 6)) < 0.4).astype(np.float32))
+
+    def joint_loss() -> torch.Tensor:
+        out = model(wave, tags)
+        return pair_loss(out["z_m"], out["z_t"], kind=kind)
+
+    before, after = _train_steps(model, joint_loss)
+    assert after < before
+    before, after = _train_steps(model, lambda: reconstruction_loss(tags, model(wave, tags)["tags_hat"]))
+    assert after < before
+
+
+@pytest.mark.parametrize("name", ["hcnn", "sincnet"])
+def test_a_few_steps_lower_the_classification_loss(name: str, rng: np.random.Generator) -> None:
+    model = build_tagger(name, ModelParams(width=0.0625, sinc_taps=63), n_tags=6, sample_rate=SR)
+    wave = noise(rng, 4, EXTRACTORS[name].paper_input_length)
+    tags = torch.from_numpy((rng.random((4, 6)) < 0.4).astype(np.float32))
+    before, after = _train_steps(model, lambda: classification_loss(model(wave), tags))
+    assert after < before
+
+
+def test_frozen_extractor_stays_in_eval_mode_without_gradients(rng: np.random.Generator) -> None:
+    tagger = build_tagger("samplecnn", ModelParams(width=0.0625), n_tags=3, sample_rate=SR).freeze_extractor()
+    tagger.train()
+    assert not tagger.extractor.training and tagger.classifier.training
+    state = {k: v.clone() for k, v in tagger.extractor.state_dict().items()}
+    classification_loss(tagger(noise(rng, 2, 59049)), torch.ones(2, 3)).backward()
+    assert all(p.grad is None for p in tagger.extractor.parameters())
+    assert all(torch.equal(state[k], v) for k, v in tagger.extractor.state_dict().items())  # BN statistics too
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def _meta(model: ModelParams, *, extractor: str = "sincnet", variant: str = "je") -> TaggerMeta:
+    return TaggerMeta(
+        extractor=extractor,
+        variant=variant,  # type: ignore[arg-type]
+        tags=["rock", "piano", "quiet"],
+        sample_rate=SR,
+        crop_samples=model.crop_samples(extractor),
+        model=dataclasses.asdict(model),
+    )
+
+
+@pytest.mark.parametrize(("extractor", "joint"), [("sincnet", True), ("hcnn", False)])
+def test_checkpoint_round_trip_gives_identical_outputs(
+    extractor: str, joint: bool, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    model = ModelParams(width=0.0625, sinc_taps=63)
+    tagger = build_tagger(extractor, model, n_tags=3, sample_rate=SR, joint_heads=joint)
+    tagger(noise(rng, 4, EXTRACTORS[extractor].paper_input_length))  # move BN statistics off their init
+    tagger.eval()
+    meta = _meta(model, extractor=extractor)
+    save_tagger(tmp_path / "model.pt", tagger, meta=meta)
+    loaded, loaded_meta = load_tagger(tmp_path / "model.pt")
+    assert loaded_meta == meta and loaded_meta.format_version == FORMAT_VERSION
+    assert isinstance(loaded, Tagger) and not loaded.training
+    assert (loaded.projection is not None) == joint
+    wave = noise(rng, 2, EXTRACTORS[extractor].paper_input_length)
+    with torch.no_grad():
+        assert torch.equal(loaded(wave), tagger(wave))
+        if joint:
+            assert torch.equal(loaded.audio_embedding(wave), tagger.audio_embedding(wave))
+
+
+def test_load_rejects_foreign_and_unknown_files(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(StageError, match="notes.pt: not a jetatag tagger checkpoint"):
+        load_tagger(text)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": torch.zeros(3)}, foreign)
+    with pytest.raises(StageError, match="foreign.pt: not a jetatag tagger checkpoint"):
+        load_tagger(foreign)
+    with pytest.raises(StageError, match="missing.pt: tagger checkpoint not found"):
+        load_tagger(tmp_path / "missing.pt")
+
+
+def test_load_rejects_unknown_version_and_mismatched_weights(tmp_path: Path) -> None:
+    model = ModelParams(width=0.0625)
+    tagger = build_tagger("samplecnn", model, n_tags=3, sample_rate=SR)
+    path = tmp_path / "model.pt"
+    save_tagger(path, tagger, meta=dataclasses.replace(_meta(model, extractor="samplecnn"), format_version=99))
+    with pytest.raises(StageError, match="model.pt: .*version 99"):
+        load_tagger(path)
+    save_tagger(path, tagger, meta=_meta(dataclasses.replace(model, width=0.125), extractor="samplecnn"))
+    with pytest.raises(StageError, match="model.pt: weights do not match"):
+        load_tagger(path)
+
+
+def test_save_rejects_tag_count_mismatch(tmp_path: Path) -> None:
+    model = ModelParams(width=0.0625)
+    tagger = build_tagger("samplecnn", model, n_tags=5, sample_rate=SR)
+    with pytest.raises(ValueError, match="3 tags"):
+        save_tagger(tmp_path / "model.pt", tagger, meta=_meta(model, extractor="samplecnn"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_retrieval_embeddings_need_the_joint_heads(rng: np.random.Generator) -> None:
+    tagger = build_tagger("samplecnn", ModelParams(width=0.0625, embed_dim=8), n_tags=4, sample_rate=SR).eval()
+    assert tagger(noise(rng, 2, 59049)).shape == (2, 4)
+    with pytest.raises(ValueError, match="projection"):
+        tagger.audio_embedding(noise(rng, 2, 59049))
+    with pytest.raises(ValueError, match="tag encoder"):
+        tagger.tag_embedding(torch.ones(2, 4))

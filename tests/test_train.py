@@ -1,0 +1,343 @@
+"""Tests for jetatag.train: stage 1 and 2 on tiny real data, frozen extractor, determinism, resume, NaN guard."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from mirror_fixture import tiny_data, write_raw
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from jetatag.config import Params, Phase, params_from_dict, params_to_dict
+from jetatag.data.dataset import EvalCrops, TrainCrops
+from jetatag.errors import StageError
+from jetatag.models.tagger import load_tagger
+from jetatag.train import loop
+from jetatag.train.device import resolve_device
+from jetatag.train.resume import ResumeState, fingerprint, load_resume, resume_path, save_resume
+from jetatag.train.schedule import make_optimizer, phase_index, total_epochs
+from jetatag.train.stage1 import load_stage1, run_stage1, save_stage1
+from jetatag.train.stage2 import run_stage2
+from jetatag.train.validation import macro_roc_auc
+
+N_TAGS = 10
+TWO_PHASES = [{"optimizer": "adam", "lr": 1e-3, "epochs": 1}, {"optimizer": "sgd", "lr": 1e-3, "epochs": 1}]
+
+
+def tiny_params(**train: Any) -> Params:
+    """Tiny Harmonic-CNN runs on CPU: 1/32 width, 1 s crops, batch 8, two one-epoch phases per stage."""
+    train = {
+        "batch_size": 8,
+        "device": "cpu",
+        "valid_crops": 2,
+        "stage1_schedule": TWO_PHASES,
+        "stage2_schedule": TWO_PHASES,
+    } | train
+    return params_from_dict(
+        {"data": {"n_tags": N_TAGS}, "model": {"width": 0.03125, "hcnn_crop_samples": 16000}, "train": train}
+    )
+
+
+def state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer (BN running statistics included), detached copies."""
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+def assert_same_state(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not different, f"tensors differ: {different[:5]}"
+
+
+def read_tsv(path: Path) -> list[float]:
+    """Values of one dvclive metric, one per epoch."""
+    lines = path.read_text().splitlines()[1:]
+    return [float(line.split("\t")[1]) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """48 clips of 4 s through the real labels and segment stages: 36 train, 3 valid (3 distinct tags), 9 test."""
+    from jetatag.data.labels import run_labels
+    from jetatag.data.segment import run_segment
+
+    root = tmp_path_factory.mktemp("train_data")
+    rng = np.random.default_rng(11)
+    raw = write_raw(root / "raw", tiny_data(48, rng=rng), seconds=4.0, rng=rng)
+    params = params_from_dict({"data": {"n_tags": N_TAGS}, "audio": {"workers": 1}})
+    run_labels(params, raw_dir=raw, out_dir=root / "labels")
+    run_segment(params, labels_dir=root / "labels", raw_dir=raw, out_dir=root / "audio")
+    return root / "audio"
+
+
+@pytest.fixture(scope="module")
+def trained(audio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stage 1, then stage 2 je and noje, with :func:`tiny_params`; returns the run folder."""
+    run = tmp_path_factory.mktemp("run")
+    params = tiny_params()
+    run_stage1(params, extractor="hcnn", audio_dir=audio, out_path=run / "je/stage1.pt", live_dir=run / "live/stage1")
+    for variant in ("je", "noje"):
+        run_stage2(
+            params,
+            extractor="hcnn",
+            variant=variant,
+            audio_dir=audio,
+            stage1_path=run / "je/stage1.pt" if variant == "je" else None,
+            out_path=run / f"{variant}/model.pt",
+            live_dir=run / f"live/{variant}",
+        )
+    return run
+
+
+# --- stages end to end --------------------------------------------------------------------------
+
+
+def test_stages_write_loadable_self_describing_checkpoints(trained: Path, audio: Path) -> None:
+    params = tiny_params()
+    tags = TrainCrops(audio, crop_samples=16000, seed=0).tags
+    joint, meta1 = load_stage1(trained / "je/stage1.pt")
+    assert (meta1.extractor, meta1.variant, meta1.tags, meta1.crop_samples) == ("hcnn", "je", tags, 16000)
+    for variant in ("je", "noje"):
+        tagger, meta = load_tagger(trained / f"{variant}/model.pt")
+        assert (meta.extractor, meta.variant, meta.tags, meta.sample_rate) == ("hcnn", variant, tags, 16000)
+        assert meta.crop_samples == 16000 and meta.model == dataclasses.asdict(params.model)
+        assert (tagger.projection is not None) == (variant == "je")
+        assert tagger(torch.zeros(2, 16000)).shape == (2, N_TAGS)
+    # je carries the stage-1 projection head and tag encoder for retrieval
+    je, _ = load_tagger(trained / "je/model.pt")
+    assert_same_state(state(je.projection), state(joint.projection))
+    assert_same_state(state(je.tag_encoder), state(joint.tag_encoder))
+    # resume files are gone after success, the outputs are all there is
+    assert not (trained / "je/.resume").exists() and not (trained / "noje/.resume").exists()
+
+
+def test_stage2_je_leaves_every_extractor_weight_and_statistic_unchanged(trained: Path) -> None:
+    joint, _ = load_stage1(trained / "je/stage1.pt")
+    je, _ = load_tagger(trained / "je/model.pt")
+    before, after = state(joint.extractor), state(je.extractor)
+    assert any("running_mean" in key for key in before)  # BN statistics are part of the comparison
+    assert_same_state(before, after)
+    # the noje extractor, trained from the same initial seed, did move
+    noje, _ = load_tagger(trained / "noje/model.pt")
+    assert not all(torch.equal(v, state(noje.extractor)[k]) for k, v in before.items())
+
+
+def test_dvclive_logs_each_epoch_and_validation_auc_matches_sklearn(trained: Path, audio: Path) -> None:
+    stage1 = trained / "live/stage1/plots/metrics"
+    for name in ("train/loss", "train/ae_loss", "train/pair_loss", "valid/loss", "valid/ae_loss", "valid/pair_loss"):
+        assert len(read_tsv(stage1 / f"{name}.tsv")) == 2, name
+    loss, ae, pair = (read_tsv(stage1 / f"train/{n}.tsv") for n in ("loss", "ae_loss", "pair_loss"))
+    assert np.allclose(loss, np.add(ae, pair), rtol=1e-5)
+    # stage 2: the last logged valid ROC-AUC is the macro AUC of the saved model's mean crop scores
+    logged = read_tsv(trained / "live/noje/plots/metrics/valid/roc_auc.tsv")
+    assert len(logged) == 2
+    tagger, _ = load_tagger(trained / "noje/model.pt")
+    valid = EvalCrops(audio, split="valid", crop_samples=16000, n_crops=2)
+    crops, tags = zip(*(valid[i] for i in range(len(valid))), strict=True)
+    with torch.no_grad():
+        scores = torch.sigmoid(tagger(torch.cat(crops))).reshape(len(valid), 2, N_TAGS).mean(1).numpy()
+    truth = torch.stack(tags).numpy()
+    both = truth.min(0) != truth.max(0)
+    assert 0 < both.sum() < N_TAGS
+    expected = np.mean([roc_auc_score(truth[:, j], scores[:, j]) for j in np.flatnonzero(both)])
+    assert logged[-1] == pytest.approx(expected, abs=1e-6)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(trained: Path, audio: Path, tmp_path: Path) -> None:
+    for seed in (0, 1):
+        run_stage2(
+            tiny_params(seed=seed),
+            extractor="hcnn",
+            variant="noje",
+            audio_dir=audio,
+            stage1_path=None,
+            out_path=tmp_path / f"{seed}.pt",
+            live_dir=tmp_path / f"live{seed}",
+        )
+    reference = state(load_tagger(trained / "noje/model.pt")[0])
+    assert_same_state(state(load_tagger(tmp_path / "0.pt")[0]), reference)
+    other = state(load_tagger(tmp_path / "1.pt")[0])
+    assert not all(torch.equal(other[key], value) for key, value in reference.items())
+
+
+def test_killed_run_resumes_and_ends_like_an_uninterrupted_run(audio: Path, tmp_path: Path) -> None:
+    four = [{"optimizer": "adam", "lr": 1e-3, "epochs": 2}, {"optimizer": "sgd", "lr": 1e-3, "epochs": 2}]
+    params = tiny_params(stage2_schedule=four)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params_to_dict(params)))
+    out, live = tmp_path / "killed/model.pt", tmp_path / "killed/live"
+    command = [sys.executable, "-m", "jetatag.cli", "stage2", "--params", str(params_file), "--extractor", "hcnn"]
+    command += ["--variant", "noje", "--audio", str(audio), "--out", str(out), "--live", str(live)]
+
+    # kill -9 as soon as the first epoch's resume file is in place
+    with open(tmp_path / "first.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not resume_path(out).exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not out.exists()
+    epochs_done = torch.load(resume_path(out), weights_only=True)["epochs_done"]
+    assert 1 <= epochs_done < 4
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"resuming after epoch {epochs_done} of 4" in second.stderr
+    assert not resume_path(out).parent.exists()
+
+    reference = tmp_path / "whole/model.pt"
+    run_stage2(
+        params,
+        extractor="hcnn",
+        variant="noje",
+        audio_dir=audio,
+        stage1_path=None,
+        out_path=reference,
+        live_dir=tmp_path / "whole/live",
+    )
+    assert_same_state(state(load_tagger(out)[0]), state(load_tagger(reference)[0]))
+    # the resumed run's curves are complete and equal to the uninterrupted run's
+    for name in ("train/loss", "valid/loss", "lr"):
+        resumed = read_tsv(live / f"plots/metrics/{name}.tsv")
+        assert resumed == read_tsv(tmp_path / f"whole/live/plots/metrics/{name}.tsv")
+        assert len(resumed) == 4
+
+
+def test_non_finite_loss_stops_naming_epoch_and_step(
+    audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = TrainCrops.__getitem__
+
+    def nan_from_second_epoch(self: TrainCrops, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        wave, tags = item(self, index)
+        return (wave * float("nan") if self.epoch == 1 else wave), tags
+
+    monkeypatch.setattr(TrainCrops, "__getitem__", nan_from_second_epoch)
+    out = tmp_path / "model.pt"
+    with pytest.raises(StageError, match=r"stage2 hcnn-noje: non-finite loss \(loss=nan\) at epoch 2 step 1 of 4"):
+        run_stage2(
+            tiny_params(),
+            extractor="hcnn",
+            variant="noje",
+            audio_dir=audio,
+            stage1_path=None,
+            out_path=out,
+            live_dir=tmp_path / "live",
+        )
+    assert not out.exists()
+
+
+def test_schedule_switches_to_a_fresh_optimizer_at_each_phase(
+    trained: Path, audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used: list[torch.optim.Optimizer] = []
+    train_epoch = loop._train_epoch
+
+    def spy(task: loop.Task, loader: Any, optimizer: torch.optim.Optimizer, *args: Any, **kw: Any) -> Any:
+        used.append(optimizer)
+        return train_epoch(task, loader, optimizer, *args, **kw)
+
+    monkeypatch.setattr(loop, "_train_epoch", spy)
+    schedule = [
+        {"optimizer": "adam", "lr": 1e-3, "epochs": 2},
+        {"optimizer": "sgd", "lr": 1e-2, "epochs": 0},
+        {"optimizer": "sgd", "lr": 1e-2, "epochs": 1},
+        {"optimizer": "sgd", "lr": 1e-4, "epochs": 1},
+    ]
+    run_stage2(
+        tiny_params(stage2_schedule=schedule),
+        extractor="hcnn",
+        variant="je",
+        audio_dir=audio,
+        stage1_path=trained / "je/stage1.pt",
+        out_path=tmp_path / "model.pt",
+        live_dir=tmp_path / "live",
+    )
+    assert [type(o).__name__ for o in used] == ["Adam", "Adam", "SGD", "SGD"]
+    assert used[0] is used[1] and len({id(o) for o in used[1:]}) == 3
+    assert [o.param_groups[0]["lr"] for o in used] == [1e-3, 1e-3, 1e-2, 1e-4]
+    assert all(g["nesterov"] and g["momentum"] == 0.9 for o in used[2:] for g in o.param_groups)
+    assert read_tsv(tmp_path / "live/plots/metrics/lr.tsv") == [1e-3, 1e-3, 1e-2, 1e-4]
+
+
+# --- units --------------------------------------------------------------------------------------
+
+
+def test_phase_index_and_total_epochs() -> None:
+    phases = (Phase("adam", 1e-4, 2), Phase("sgd", 1e-3, 0), Phase("sgd", 1e-4, 3))
+    assert total_epochs(phases) == 5
+    assert [phase_index(phases, e) for e in range(5)] == [0, 0, 2, 2, 2]
+    with pytest.raises(ValueError, match="past the schedule"):
+        phase_index(phases, 5)
+
+
+def test_optimizers_of_the_phases() -> None:
+    model = nn.Linear(2, 2)
+    groups = [{"params": [model.weight], "weight_decay": 2e-4}, {"params": [model.bias], "weight_decay": 0.0}]
+    adam = make_optimizer(Phase("adam", 1e-4, 1), groups)
+    sgd = make_optimizer(Phase("sgd", 1e-3, 1), groups)  # the same groups, reused across phases
+    assert isinstance(adam, torch.optim.Adam) and isinstance(sgd, torch.optim.SGD)
+    assert [g["lr"] for g in sgd.param_groups] == [1e-3, 1e-3] and [g["lr"] for g in adam.param_groups] == [1e-4] * 2
+    assert [g["weight_decay"] for g in sgd.param_groups] == [2e-4, 0.0]
+    assert all(g["nesterov"] and g["momentum"] == 0.9 for g in sgd.param_groups)
+
+
+def test_macro_roc_auc_skips_tags_without_both_classes() -> None:
+    rng = np.random.default_rng(0)
+    tags = (rng.random((40, 5)) < 0.4).astype(np.float32)
+    tags[:, 3] = 0  # no positive: undefined, skipped
+    scores = rng.random((40, 5))
+    expected = np.mean([roc_auc_score(tags[:, j], scores[:, j]) for j in (0, 1, 2, 4)])
+    assert macro_roc_auc(tags, scores) == pytest.approx(expected, rel=1e-12)
+    assert macro_roc_auc(np.ones((4, 2)), scores[:4, :2]) is None
+
+
+def test_resume_file_of_another_run_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("x")
+    run_a, run_b = fingerprint({"seed": 0}, {"a": tmp_path / "a"}), fingerprint({"seed": 1}, {"a": tmp_path / "a"})
+    assert run_a != run_b
+    path = resume_path(tmp_path / "model.pt")
+    save_resume(path, ResumeState(run_a, 1, 0, {"w": torch.ones(2)}, {}, [{"train/loss": 1.0}]))
+    assert load_resume(path, expected_fingerprint=run_a, map_location=torch.device("cpu")).epochs_done == 1
+    assert load_resume(path, expected_fingerprint=run_b, map_location=torch.device("cpu")) is None
+
+
+def test_stage1_checkpoint_errors_name_the_file(trained: Path, audio: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(StageError, match="bad.pt: not a jetatag stage-1 checkpoint"):
+        load_stage1(bad)
+    joint, meta = load_stage1(trained / "je/stage1.pt")
+    save_stage1(bad, joint, meta=dataclasses.replace(meta, format_version=99))
+    with pytest.raises(StageError, match="bad.pt: stage-1 format version 99"):
+        load_stage1(bad)
+    with pytest.raises(StageError, match=r"stage1.pt: stage-1 checkpoint does not match this run: model.width"):
+        run_stage2(
+            params_from_dict(params_to_dict(tiny_params()) | {"model": {"width": 0.0625, "hcnn_crop_samples": 16000}}),
+            extractor="hcnn",
+            variant="je",
+            audio_dir=audio,
+            stage1_path=trained / "je/stage1.pt",
+            out_path=tmp_path / "model.pt",
+            live_dir=tmp_path / "live",
+        )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
+def test_cuda_requested_without_cuda_is_a_clear_error() -> None:
+    with pytest.raises(StageError, match="train.device is 'cuda'"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")

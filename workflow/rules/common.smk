@@ -1,0 +1,86 @@
+# Config validation and the helpers that turn a stage of jetatag/pipeline.py into a rule.
+import json
+import os
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from jetatag import pipeline
+from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, params_from_dict, params_to_dict
+
+
+# --- config: params.yaml and any --configfile overlays, checked by the schema and by jetatag itself --
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=False)
+try:
+    PARAMS = params_to_dict(params_from_dict(config))
+except ParamsError as err:
+    raise WorkflowError(f"config: {err}") from err
+if workflow.config_settings.config:
+    raise WorkflowError(
+        "--config values would not reach the stage commands: "
+        "put them in a YAML file and pass it with --configfile"
+    )
+
+# The commands read the same files Snakemake merged into `config`, in the same order.
+PARAMS_FILES = ["params.yaml"] + [
+    os.path.relpath(f) for f in workflow.overwrite_configfiles if os.path.relpath(f) != "params.yaml"
+]
+
+
+wildcard_constraints:
+    extractor="|".join(EXTRACTOR_IDS),
+    variant="|".join(VARIANTS),
+
+
+# --- a stage as rule directives ------------------------------------------------------------------
+
+
+def stage_input(name):
+    """Named inputs: the stage's data deps and its source files (so a code change reruns it)."""
+    stage = pipeline.stage(name)
+    inputs = {}
+    for key, paths in stage.deps.items():
+        if isinstance(paths, str):
+            inputs[key] = pipeline.resolve_params(paths, PARAMS)
+        else:
+            inputs[key] = [pipeline.resolve_params(p, PARAMS) for p in paths]
+    return {**inputs, "code": list(stage.code())}
+
+
+def stage_output(name):
+    """Named outputs; folders marked as such."""
+    outs = pipeline.stage(name).outs.items()
+    return {key: directory(out.path) if out.directory else out.path for key, out in outs}
+
+
+def stage_log(name):
+    """One log file per job; the command writes it (`jetatag --log-file`)."""
+    return pipeline.stage(name).log
+
+
+def stage_params(name):
+    """Wildcards (so the between-workflow cache keys on them) and the values of the params the stage reads."""
+    stage = pipeline.stage(name)
+    values = {key: pipeline.param_value(PARAMS, key) for key in stage.params}
+    return {**{w: f"{{{w}}}" for w in stage.wildcards}, "values": json.dumps(values, sort_keys=True)}
+
+
+def stage_shell(name):
+    """The stage's command, as dvc.yaml has it, with Snakemake's placeholders for paths and wildcards."""
+    stage = pipeline.stage(name)
+    fields = {"log": "{log}"}
+    fields.update({w: f"{{params.{w}}}" for w in stage.wildcards})
+    fields.update({key: f"{{input.{key}}}" for key, path in stage.deps.items() if isinstance(path, str)})
+    fields.update({key: f"{{output.{key}}}" for key in stage.outs})
+    return stage.render(fields, PARAMS_FILES)
+
+
+def all_outputs():
+    """Every output of every job: what `dvc repro` builds."""
+    return [
+        pipeline.fill(out.path, wildcards)
+        for stage in pipeline.STAGES
+        for wildcards in stage.instances()
+        for out in stage.outs.values()
+    ]

@@ -1,0 +1,45 @@
+# Data stages: acquire MTAT, select the top-N tags, decode into shards.
+# Their outputs depend only on the code and the params they read, so they are eligible for the
+# between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set reuses them across clones.
+
+
+rule download:
+    input:
+        **stage_input("download"),
+    output:
+        **stage_output("download"),
+    log:
+        stage_log("download"),
+    params:
+        **stage_params("download"),
+    cache: True
+    shell:
+        stage_shell("download")
+
+
+rule labels:
+    input:
+        **stage_input("labels"),
+    output:
+        **stage_output("labels"),
+    log:
+        stage_log("labels"),
+    params:
+        **stage_params("labels"),
+    cache: True
+    shell:
+        stage_shell("labels")
+
+
+rule segment:
+    input:
+        **stage_input("segment"),
+    output:
+        **stage_output("segment"),
+    log:
+        stage_log("segment"),
+    params:
+        **stage_params("segment"),
+    cache: True
+    shell:
+        stage_shell("segment")

@@ -1,0 +1,27 @@
+# Reports: Table 1 with metrics.json, and Figure 2 with the per-tag ROC-AUC plot.
+
+
+rule table1:
+    input:
+        **stage_input("table1"),
+    output:
+        **stage_output("table1"),
+    log:
+        stage_log("table1"),
+    params:
+        **stage_params("table1"),
+    shell:
+        stage_shell("table1")
+
+
+rule figure2:
+    input:
+        **stage_input("figure2"),
+    output:
+        **stage_output("figure2"),
+    log:
+        stage_log("figure2"),
+    params:
+        **stage_params("figure2"),
+    shell:
+        stage_shell("figure2")
