@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import os
 import resource
 import statistics
 import time
@@ -49,19 +50,24 @@ def _rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def _time_steps(step: Any, steps: int, device: torch.device) -> list[float]:
-    """Run ``step`` once to warm up, then ``steps`` times; milliseconds per timed step."""
+def _time_steps(step: Any, steps: int, device: torch.device) -> tuple[float, float]:
+    """Run ``step`` once to warm up, then ``steps`` times; median wall and process-CPU milliseconds per step.
+
+    CPU time (all threads of this process) is much less sensitive than wall time to other jobs
+    sharing the machine: on an idle machine wall ≈ CPU / threads when the threads are busy.
+    """
     step()
-    times = []
+    wall, cpu = [], []
     for _ in range(steps):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        times.append(1e3 * (time.perf_counter() - start))
-    return times
+        wall.append(1e3 * (time.perf_counter() - start))
+        cpu.append(1e3 * (time.process_time() - start_cpu))
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def measure(
@@ -93,7 +99,7 @@ def measure(
     model_rss = _rss_mib()
     if amp:
         torch.cuda.reset_peak_memory_stats(dev)
-    stage1 = _time_steps(stage1_step, steps, dev)
+    stage1_ms, stage1_cpu_ms = _time_steps(stage1_step, steps, dev)
     peak = (
         torch.cuda.max_memory_allocated(dev) / 2**20
         if amp
@@ -110,15 +116,17 @@ def measure(
         classification_loss(logits.float(), tags).backward()
         optimizer2.step()
 
-    stage2 = _time_steps(stage2_step, steps, dev)
+    stage2_ms, stage2_cpu_ms = _time_steps(stage2_step, steps, dev)
     return {
         "extractor": extractor,
         "size": size,
         "width": model.width,
         "input": length,
         "params": n_params,
-        "stage1_ms": statistics.median(stage1),
-        "je_stage2_ms": statistics.median(stage2),
+        "stage1_ms": stage1_ms,
+        "stage1_cpu_ms": stage1_cpu_ms,
+        "je_stage2_ms": stage2_ms,
+        "je_stage2_cpu_ms": stage2_cpu_ms,
         "peak_mib": peak,
         "model_rss_mib": model_rss if not amp else None,
         "device": torch.cuda.get_device_name(dev) if amp else f"cpu ({threads} threads)",
@@ -153,11 +161,22 @@ def main() -> None:
     device = "cpu" if device == "auto" else device
     models = {"paper": PAPER_MODEL, "demo": load_params(args.params).model}
     rows = []
-    print(
-        "| extractor | size | width | input | params to h | stage-1 ms/step | je stage-2 ms/step | peak MiB | "
-        "MTAT stage 1 h | stage 2 noje h | stage 2 je h |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    columns = [
+        "extractor",
+        "size",
+        "width",
+        "input",
+        "params to h",
+        "stage-1 ms/step (CPU ms)",
+        "je stage-2 ms/step (CPU ms)",
+        "peak MiB",
+        "MTAT stage 1 h",
+        "stage 2 noje h",
+        "stage 2 je h",
+    ]
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     spawn = multiprocessing.get_context("spawn")
     for size in args.sizes:
         for extractor in args.extractors:
@@ -178,11 +197,15 @@ def main() -> None:
             rows.append(row)
             print(
                 f"| {extractor} | {size} | {row['width']:g} | {row['input']} | {row['params']:,} | "
-                f"{row['stage1_ms']:.0f} | {row['je_stage2_ms']:.0f} | {row['peak_mib']:.0f} | "
+                f"{row['stage1_ms']:.0f} ({row['stage1_cpu_ms']:.0f}) | "
+                f"{row['je_stage2_ms']:.0f} ({row['je_stage2_cpu_ms']:.0f}) | {row['peak_mib']:.0f} | "
                 f"{row['stage1_h']:.1f} | {row['stage2_noje_h']:.1f} | {row['stage2_je_h']:.1f} |",
                 flush=True,
             )
-    print(f"device: {rows[0]['device'] if rows else device}; batch {args.batch}; median of {args.steps} timed steps")
+    print(
+        f"device: {rows[0]['device'] if rows else device}; batch {args.batch}; median of {args.steps} timed steps; "
+        f"load average after: {os.getloadavg()[0]:.1f}"
+    )
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -33,12 +33,14 @@ class DataParams:
     n_tags: int = 50
     retries: int = 5
     timeout_s: float = 60.0
+    backoff_s: float = 1.0
 
     def validate(self) -> None:
         _check(bool(self.source.strip()), "data.source", "must be 'synthetic', an http(s) URL or a local folder")
         _check(self.n_tags >= 2, "data.n_tags", "must be >= 2")
         _check(self.retries >= 1, "data.retries", "must be >= 1")
         _check(self.timeout_s > 0, "data.timeout_s", "must be > 0")
+        _check(self.backoff_s >= 0, "data.backoff_s", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class TrainParams:
     seed: int = 0
     workers: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    conv_l2: float = 1e-4
     valid_crops: int = 4
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
     stage2_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
@@ -125,6 +128,7 @@ class TrainParams:
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
         _check(self.workers >= 0, "train.workers", "must be >= 0")
         _check(self.seed >= 0, "train.seed", "must be >= 0")
+        _check(self.conv_l2 >= 0, "train.conv_l2", "must be >= 0")
         _check(self.valid_crops >= 1, "train.valid_crops", "must be >= 1")
         for name in ("stage1_schedule", "stage2_schedule"):
             phases = getattr(self, name)

@@ -338,7 +338,7 @@ def _dvc_stage(s: Stage) -> dict[str, Any]:
     item = {w: f"${{item.{w}}}" for w in s.wildcards}
     entry: dict[str, Any] = {"desc": s.desc}
     if s.wildcards:
-        entry["matrix"] = {w: list(values) for w, values in s.wildcards.items()}
+        entry["matrix"] = {w: _FlowList(values) for w, values in s.wildcards.items()}
     entry["cmd"] = s.job(item)
     entry["deps"] = [fill(p, item) for p in dep_paths(s)] + list(s.code())
     entry["params"] = list(s.params)
@@ -349,10 +349,21 @@ def _dvc_stage(s: Stage) -> dict[str, Any]:
     return entry
 
 
+class _FlowList(list):
+    """A list that dvc.yaml shows on one line (the wildcard values of a matrix)."""
+
+
+class _DvcDumper(yaml.SafeDumper):
+    """SafeDumper that writes :class:`_FlowList` in flow style."""
+
+
+_DvcDumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+
+
 def dvc_yaml() -> str:
     """Text of ``dvc.yaml`` for :data:`STAGES`."""
-    body = yaml.safe_dump({"stages": {s.name: _dvc_stage(s) for s in STAGES}}, sort_keys=False, width=1000)
-    return DVC_HEADER + body
+    stages = {"stages": {s.name: _dvc_stage(s) for s in STAGES}}
+    return DVC_HEADER + yaml.dump(stages, Dumper=_DvcDumper, sort_keys=False, width=1000)
 
 
 def write_dvc_yaml(path: Path = ROOT / DVC_YAML, *, check: bool = False) -> None:
@@ -396,6 +407,7 @@ def apply_profile(profile: Path, params_file: Path) -> list[str]:
     load_params([params_file, profile])  # validates the merged values, naming the file or key on error
     rt = YAML()
     rt.width = 120
+    rt.representer.add_representer(float, _represent_float)
     doc = rt.load(Path(params_file).read_text(encoding="utf-8"))
     changed: list[str] = []
 
@@ -413,6 +425,15 @@ def apply_profile(profile: Path, params_file: Path) -> list[str]:
     with atomic_open(params_file, "w", encoding="utf-8") as handle:
         rt.dump(doc, handle)
     return changed
+
+
+def _represent_float(representer: Any, value: float) -> Any:
+    """Floats as YAML 1.1 readers (PyYAML, hence DVC and Snakemake) read them back: ``1.0e-05``, not ``1e-05``."""
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
 
 
 def _flow(mapping: Mapping[str, Any]) -> Any:

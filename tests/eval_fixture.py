@@ -45,7 +45,9 @@ def write_fake_evaluation(
     dataset: str = "synthetic",
 ) -> dict[str, Any]:
     """Write ``<extractor>-<variant>.json`` and ``.npz`` for a synthetic model on shared synthetic test clips."""
-    scored, z_t = synthetic_scored(zlib.crc32(f"{extractor}-{variant}".encode()), n_clips=n_clips, skill=skill, truth_seed=0)
+    scored, z_t = synthetic_scored(
+        zlib.crc32(f"{extractor}-{variant}".encode()), n_clips=n_clips, skill=skill, truth_seed=0
+    )
     return write_evaluation(
         out_json=Path(eval_dir) / f"{extractor}-{variant}.json",
         out_arrays=Path(arrays_dir) / f"{extractor}-{variant}.npz",
@@ -53,7 +55,14 @@ def write_fake_evaluation(
             "extractor": extractor,
             "variant": variant,
             "model": f"models/{extractor}/{variant}/model.pt",
-            "dataset": {"name": dataset, "source": dataset, "split": "test", "sample_rate": 16000, "n_tags": len(TAGS), "tags": TAGS},
+            "dataset": {
+                "name": dataset,
+                "source": dataset,
+                "split": "test",
+                "sample_rate": 16000,
+                "n_tags": len(TAGS),
+                "tags": TAGS,
+            },
             "crop_samples": 4096,
         },
         scored=scored if variant == "je" else Scored(scored.tags, scored.segment_scores, scored.h),

@@ -12,8 +12,7 @@ from jetatag.evaluate.bootstrap import (
     paper_resamples,
     percentile_ci,
     resample_counts,
-    weighted_average_precision,
-    weighted_roc_auc,
+    weighted_tag_scores,
 )
 from jetatag.evaluate.metrics import clip_histograms, macro_scores, tf_pr_auc, tf_roc_auc
 
@@ -37,20 +36,29 @@ def test_weighted_statistics_equal_sklearn_on_duplicated_clips(rng: np.random.Ge
     weights = resample_counts(len(tags), 8, seed=0)
     for j in range(tags.shape[1]):
         pos = tags[:, j] != 0
-        roc = weighted_roc_auc(pos, scores[:, j], weights)
-        ap = weighted_average_precision(pos, scores[:, j], weights)
+        result = weighted_tag_scores(pos, scores[:, j], weights.T)
         for b, w in enumerate(weights):
             idx = np.repeat(np.arange(len(tags)), w)  # the explicit resample
-            assert roc[b] == pytest.approx(roc_auc_score(pos[idx], scores[idx, j]), abs=1e-12)
-            assert ap[b] == pytest.approx(average_precision_score(pos[idx], scores[idx, j]), abs=1e-12)
+            assert result["roc_auc"][b] == pytest.approx(roc_auc_score(pos[idx], scores[idx, j]), abs=1e-12)
+            assert result["ap"][b] == pytest.approx(average_precision_score(pos[idx], scores[idx, j]), abs=1e-12)
+
+
+def test_weighted_statistics_without_ties(rng: np.random.Generator) -> None:
+    pos = rng.random(200) < 0.2
+    scores = rng.random(200)  # all distinct: the fast path without tie groups
+    weights = resample_counts(200, 3, seed=1)
+    result = weighted_tag_scores(pos, scores, weights.T)
+    idx = np.repeat(np.arange(200), weights[2])
+    assert result["roc_auc"][2] == pytest.approx(roc_auc_score(pos[idx], scores[idx]), abs=1e-12)
+    assert result["ap"][2] == pytest.approx(average_precision_score(pos[idx], scores[idx]), abs=1e-12)
 
 
 def test_resample_without_positives_is_nan() -> None:
     pos = np.array([True, False, False])
     weights = np.array([[0, 2, 1], [1, 1, 1]])
-    roc = weighted_roc_auc(pos, np.array([0.9, 0.1, 0.2]), weights)
-    assert np.isnan(roc[0]) and roc[1] == 1.0
-    assert np.isnan(weighted_average_precision(pos, np.array([0.9, 0.1, 0.2]), weights)[0])
+    result = weighted_tag_scores(pos, np.array([0.9, 0.1, 0.2]), weights.T)
+    assert np.isnan(result["roc_auc"][0]) and result["roc_auc"][1] == 1.0
+    assert np.isnan(result["ap"][0]) and result["ap"][1] == 1.0
 
 
 def test_unit_weights_reproduce_point_estimates(rng: np.random.Generator) -> None:

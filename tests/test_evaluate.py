@@ -29,7 +29,9 @@ def test_summary_matches_direct_computations() -> None:
     seg_tags = np.broadcast_to(scored.tags[:, None, :], scored.segment_scores.shape)
     assert report["paper"]["roc_auc"] == pytest.approx(tf_auc(seg_tags, scored.segment_scores))
     assert report["paper"]["pr_auc"] == pytest.approx(tf_auc(seg_tags, scored.segment_scores, curve="PR"))
-    assert report["exact_micro"]["roc_auc"] == pytest.approx(roc_auc_score(seg_tags.ravel(), scored.segment_scores.ravel()))
+    assert report["exact_micro"]["roc_auc"] == pytest.approx(
+        roc_auc_score(seg_tags.ravel(), scored.segment_scores.ravel())
+    )
     clip = scored.segment_scores.mean(axis=1)
     assert report["literature"]["roc_auc"] == pytest.approx(roc_auc_score(scored.tags, clip, average="macro"))
     assert report["literature"]["ap"] == pytest.approx(average_precision_score(scored.tags, clip, average="macro"))
@@ -37,7 +39,12 @@ def test_summary_matches_direct_computations() -> None:
     assert report["retrieval"]["classifier"]["map"] == pytest.approx(report["literature"]["ap"])
     assert report["retrieval"]["joint_embedding"]["map"] > 0.9  # z_m sits near its tags' z_t
     assert report["n_test_clips"] == 80 and report["n_crops"] == 4
-    for protocol, metric in (("paper", "roc_auc"), ("paper", "pr_auc"), ("literature", "roc_auc"), ("literature", "ap")):
+    for protocol, metric in (
+        ("paper", "roc_auc"),
+        ("paper", "pr_auc"),
+        ("literature", "roc_auc"),
+        ("literature", "ap"),
+    ):
         lo, hi = report[protocol]["ci95"][metric]
         assert lo < report[protocol][metric] < hi
         assert boot[f"{protocol}_{metric}"].shape == (200,)
@@ -112,17 +119,26 @@ def test_run_evaluate_on_a_tiny_model(variant: str, tiny_audio, make_params, tmp
     index = AudioIndex(tiny_audio)
     model = dataclasses.replace(make_params({}).model, width=0.0625, hcnn_crop_samples=4096, embed_dim=8)
     torch.manual_seed(0)
-    tagger = build_tagger("hcnn", model, n_tags=len(index.tags), sample_rate=index.sample_rate, joint_heads=variant == "je")
+    tagger = build_tagger(
+        "hcnn", model, n_tags=len(index.tags), sample_rate=index.sample_rate, joint_heads=variant == "je"
+    )
     meta = TaggerMeta("hcnn", variant, index.tags, index.sample_rate, 4096, dataclasses.asdict(model))
     save_tagger(tmp_path / "model.pt", tagger, meta=meta)
     params = make_params({"evaluate": {"n_crops": 3, "batch_size": 2, "bootstrap": 30, "seed": 1}})
 
     out_json, out_arrays = tmp_path / "eval" / f"hcnn-{variant}.json", tmp_path / "arrays" / f"hcnn-{variant}.npz"
-    run_evaluate(params, model_path=tmp_path / "model.pt", audio_dir=tiny_audio, out_json=out_json, out_arrays=out_arrays)
+    run_evaluate(
+        params, model_path=tmp_path / "model.pt", audio_dir=tiny_audio, out_json=out_json, out_arrays=out_arrays
+    )
 
     record = json.loads(out_json.read_text())
     n_test = len(index.frame("test"))
-    assert (record["extractor"], record["variant"], record["n_test_clips"], record["n_crops"]) == ("hcnn", variant, n_test, 3)
+    assert (record["extractor"], record["variant"], record["n_test_clips"], record["n_crops"]) == (
+        "hcnn",
+        variant,
+        n_test,
+        3,
+    )
     assert record["dataset"]["name"] == "synthetic" and record["dataset"]["tags"] == index.tags
     assert 0.0 <= record["paper"]["roc_auc"] <= 1.0 and record["bootstrap"]["resamples"] == 30
     assert ("joint_embedding" in record["retrieval"]) == (variant == "je")
@@ -149,8 +165,16 @@ def test_run_evaluate_rejects_a_model_with_other_tags(tiny_audio, make_params, t
 
     model = dataclasses.replace(make_params({}).model, width=0.0625, hcnn_crop_samples=4096)
     tagger = build_tagger("hcnn", model, n_tags=3, sample_rate=16000)
-    save_tagger(tmp_path / "m.pt", tagger, meta=TaggerMeta("hcnn", "noje", ["a", "b", "c"], 16000, 4096, dataclasses.asdict(model)))
+    save_tagger(
+        tmp_path / "m.pt",
+        tagger,
+        meta=TaggerMeta("hcnn", "noje", ["a", "b", "c"], 16000, 4096, dataclasses.asdict(model)),
+    )
     with pytest.raises(StageError, match="tags differ"):
         run_evaluate(
-            make_params({}), model_path=tmp_path / "m.pt", audio_dir=tiny_audio, out_json=tmp_path / "e.json", out_arrays=tmp_path / "e.npz"
+            make_params({}),
+            model_path=tmp_path / "m.pt",
+            audio_dir=tiny_audio,
+            out_json=tmp_path / "e.json",
+            out_arrays=tmp_path / "e.npz",
         )

@@ -12,7 +12,7 @@ from PIL import Image
 
 from jetatag.config import EXTRACTOR_IDS
 from jetatag.errors import StageError
-from jetatag.report.figure2 import DPI, make_figure2, run_figure2
+from jetatag.report.figure2 import DPI, make_figure2, run_figure2, tsne_map
 from jetatag.report.paper import EXTRACTOR_NAMES, PAPER_TABLE1
 from jetatag.report.table1 import run_table1
 
@@ -25,7 +25,8 @@ def evaluations(tmp_path: Path) -> tuple[Path, Path, dict]:
     """Eval JSONs and arrays for two complete extractors and one half-done."""
     eval_dir, arrays_dir = tmp_path / "eval", tmp_path / "arrays"
     records = {
-        (x, v): write_fake_evaluation(eval_dir, arrays_dir, x, v, skill=skill, n_resamples=200) for x, v, skill in PRESENT
+        (x, v): write_fake_evaluation(eval_dir, arrays_dir, x, v, skill=skill, n_resamples=200)
+        for x, v, skill in PRESENT
     }
     return eval_dir, arrays_dir, records
 
@@ -83,7 +84,11 @@ def test_table1_rows_metrics_and_header(evaluations, make_params, tmp_path: Path
 def test_table1_paired_ci_shows_the_better_model(evaluations, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
     run_table1(
-        make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, out_table=tmp_path / "t.md", out_metrics=tmp_path / "m.json"
+        make_params({}),
+        eval_dir=eval_dir,
+        arrays_dir=arrays_dir,
+        out_table=tmp_path / "t.md",
+        out_metrics=tmp_path / "m.json",
     )
     hcnn_effect = _section((tmp_path / "t.md").read_text(), "Effect of JE (JE − no JE)")[1].split(" | ")
     lo = float(hcnn_effect[5].split("[")[1].split(",")[0])
@@ -110,7 +115,7 @@ def test_figure2_panels(evaluations) -> None:
     _, arrays_dir, _ = evaluations
     noje, je = load_arrays(arrays_dir / "hcnn-noje.npz"), load_arrays(arrays_dir / "hcnn-je.npz")
     fig = make_figure2(
-        noje.h, noje.tags, je.h, noje.tags[:, 0] != 0, tag="techno", extractor="hcnn", perplexity=30.0, seed=0
+        noje.h, noje.tags, je.h, noje.tags[:, 0] != 0, tag="techno", extractor="hcnn", perplexity=5.0, seed=0
     )
     assert [ax.get_title() for ax in fig.axes] == [
         "Harmonic-CNN h, without JE",
@@ -120,9 +125,15 @@ def test_figure2_panels(evaluations) -> None:
     assert all(len(ax.collections) == 2 for ax in fig.axes)  # clips with and without the tag
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["without 'techno'", "with 'techno'"]
-    # the tag-vector panel puts identical tag vectors on top of each other: every tagged clip has a twin nearby
-    tagged = fig.axes[1].collections[1].get_offsets()
-    assert len(tagged) == int((noje.tags[:, 0] != 0).sum())
+    n_tagged = int((noje.tags[:, 0] != 0).sum())
+    assert [len(ax.collections[1].get_offsets()) for ax in fig.axes] == [n_tagged] * 3
+
+
+def test_tsne_map_is_seeded_and_clips_perplexity(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(20, 80))  # wider than the PCA step
+    a = tsne_map(x, perplexity=30.0, seed=1)  # 30 >= n: clipped
+    assert a.shape == (20, 2)
+    np.testing.assert_array_equal(a, tsne_map(x, perplexity=30.0, seed=1))
 
 
 def test_run_figure2_writes_pngs(evaluations, make_params, tmp_path: Path) -> None:

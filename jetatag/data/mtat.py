@@ -115,6 +115,16 @@ def write_annotations(
             handle.write("\t".join(map(_quote, fields)) + "\r\n")
 
 
+def write_clip_info(path: Path, rows: Iterable[Sequence[object]]) -> None:
+    """Write ``clip_info_final.csv`` (:data:`CLIP_INFO_COLUMNS`, same quoting/tab/CRLF format), atomically."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write("\t".join(map(_quote, CLIP_INFO_COLUMNS)) + "\r\n")
+        for n, row in enumerate(rows, 1):
+            if len(row) != len(CLIP_INFO_COLUMNS):
+                raise ValueError(f"clip info row {n} has {len(row)} fields, expected {len(CLIP_INFO_COLUMNS)}")
+            handle.write("\t".join(_quote(str(f)) for f in row) + "\r\n")
+
+
 def read_annotations(path: Path) -> Annotations:
     """Parse ``annotations_final.csv``; raise :class:`StageError` naming the file, line and problem."""
     path = Path(path)

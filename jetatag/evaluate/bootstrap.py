@@ -45,56 +45,54 @@ def paper_resamples(hists: np.ndarray, weights: np.ndarray) -> dict[str, np.ndar
     return {"roc_auc": tf_roc_auc(pooled), "pr_auc": tf_pr_auc(pooled)}
 
 
-def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ascending sort order of ``scores`` and the start index of every run of equal scores in it."""
+def weighted_tag_scores(positive: np.ndarray, scores: np.ndarray, clip_weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Exact ROC-AUC and average precision of one tag under every column of clip weights.
+
+    Parameters
+    ----------
+    positive : bool [shape=(n,)] whether each clip carries the tag
+    scores : [shape=(n,)] the clips' scores for the tag
+    clip_weights : int [shape=(n, B)] multiplicity of each clip in each of B resamples
+
+    Returns
+    -------
+    ``{"roc_auc": (B,), "ap": (B,)}``, equal to scikit-learn's ``roc_auc_score`` (ties count ½) and
+    ``average_precision_score`` on the explicitly duplicated clips; NaN where a resample has no
+    positive clip (and, for ROC-AUC, no negative clip).
+    """
+    # group clips by distinct score, ascending; a run of equal scores is one ROC/PR point.
+    # float32 holds integer multiplicities and their running sums (< 2^24) exactly; sums of products
+    # and the precision are taken in float64.
     order = np.argsort(scores, kind="stable")
     ordered = scores[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    return order, starts
-
-
-def weighted_roc_auc(positive: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Exact ROC-AUC of one tag for every row of clip ``weights`` (Mann–Whitney with ties counted ½).
-
-    positive, scores [shape=(n,)], weights [shape=(B, n)] → [shape=(B,)]; NaN where a resample has no
-    positive or no negative clip. Equals scikit-learn's ``roc_auc_score`` on the duplicated clips.
-    """
-    order, starts = _tie_groups(scores)
-    w = weights[:, order].astype(np.float64)  # (B, n) in ascending score order
-    pos = positive[order]
-    w_pos = np.add.reduceat(w * pos, starts, axis=1)  # (B, G) positive weight per tie group
-    w_neg = np.add.reduceat(w * ~pos, starts, axis=1)  # (B, G) negative weight per tie group
-    neg_below = np.cumsum(w_neg, axis=1) - w_neg  # negatives strictly below each group
-    n_pos, n_neg = w_pos.sum(axis=1), w_neg.sum(axis=1)
-    wins = np.sum(w_pos * (neg_below + 0.5 * w_neg), axis=1)
+    w = clip_weights[order].astype(np.float32)  # (n, B) in ascending score order
+    w_pos = w * positive[order][:, None]
+    if len(starts) < len(order):  # ties: sum each run of equal scores
+        w = np.add.reduceat(w, starts, axis=0)  # (G, B)
+        w_pos = np.add.reduceat(w_pos, starts, axis=0)
+    w_neg = w - w_pos
+    cum_all, cum_pos = np.cumsum(w, axis=0), np.cumsum(w_pos, axis=0)  # weight at or below each group
+    cum_neg = cum_all - cum_pos
+    n_pos, n_neg = cum_pos[-1].astype(np.float64), cum_neg[-1].astype(np.float64)  # (B,)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((n_pos > 0) & (n_neg > 0), wins / (n_pos * n_neg), np.nan)
+        # ROC-AUC (Mann–Whitney): each positive beats the negatives below it, ties count half
+        wins = np.sum(w_pos * (cum_neg - 0.5 * w_neg), axis=0, dtype=np.float64)
+        roc = np.where((n_pos > 0) & (n_neg > 0), wins / (n_pos * n_neg), np.nan)
+        # AP: walking down from the top score, recall gain x precision at each distinct score
+        at_or_above = cum_all[-1] - cum_all + w  # clips scoring at or above the group
+        tp = cum_pos[-1] - cum_pos + w_pos  # positives among them
+        precision = np.divide(tp, np.where(at_or_above > 0, at_or_above, 1.0), dtype=np.float64)
+        ap = np.where(n_pos > 0, np.sum(w_pos * precision, axis=0) / n_pos, np.nan)
+    return {"roc_auc": roc, "ap": ap}
 
 
-def weighted_average_precision(positive: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Exact average precision of one tag for every row of clip ``weights``.
-
-    AP = Σ over distinct scores, high to low, of (recall gain) × (precision at that score), exactly as
-    scikit-learn's ``average_precision_score``. [shape=(B,)]; NaN where a resample has no positive.
-    """
-    order, starts = _tie_groups(-scores)  # descending scores
-    w = weights[:, order].astype(np.float64)
-    pos = positive[order]
-    tp_gain = np.add.reduceat(w * pos, starts, axis=1)  # (B, G)
-    fp_gain = np.add.reduceat(w * ~pos, starts, axis=1)
-    tp, fp = np.cumsum(tp_gain, axis=1), np.cumsum(fp_gain, axis=1)
-    n_pos = tp[:, -1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1.0), 0.0)
-        return np.where(n_pos > 0, np.sum(tp_gain * precision, axis=1) / n_pos, np.nan)
-
-
-def macro_resamples(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, *, chunk: int = 250) -> dict:
+def macro_resamples(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, *, chunk: int = 64) -> dict:
     """Macro ROC-AUC and AP over the tags valid on the full set, for every resample.
 
     labels, scores [shape=(n_clips, n_tags)], weights [shape=(B, n_clips)] → ``{"roc_auc": (B,), "ap": (B,)}``.
     A tag that a resample leaves without positives (or negatives) is left out of that resample's mean.
-    Resamples are processed ``chunk`` at a time to bound memory.
+    Resamples are processed ``chunk`` at a time: the working arrays stay in cache (64 is ~3x faster than 1,000).
     """
     positive = np.asarray(labels) != 0
     tags = np.flatnonzero(valid_tags(positive))
@@ -102,10 +100,11 @@ def macro_resamples(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray,
     roc = np.empty((n_resamples, tags.size))
     ap = np.empty((n_resamples, tags.size))
     for lo in range(0, n_resamples, chunk):
-        w = weights[lo : lo + chunk]
+        clip_weights = np.ascontiguousarray(weights[lo : lo + chunk].T)  # (n_clips, chunk): rows gather fast
         for k, j in enumerate(tags):
-            roc[lo : lo + chunk, k] = weighted_roc_auc(positive[:, j], scores[:, j], w)
-            ap[lo : lo + chunk, k] = weighted_average_precision(positive[:, j], scores[:, j], w)
+            result = weighted_tag_scores(positive[:, j], scores[:, j], clip_weights)
+            roc[lo : lo + chunk, k] = result["roc_auc"]
+            ap[lo : lo + chunk, k] = result["ap"]
     return {"roc_auc": _mean_defined(roc), "ap": _mean_defined(ap)}
 
 

@@ -105,12 +105,17 @@ def summarize_scores(
             "per_tag": literature["per_tag"],
         },
         "retrieval": retrieval,
-        "bootstrap": {"unit": "clip", "resamples": n_resamples, "seed": seed, "level": CI_LEVEL, "method": "percentile"},
+        "bootstrap": {
+            "unit": "clip",
+            "resamples": n_resamples,
+            "seed": seed,
+            "level": CI_LEVEL,
+            "method": "percentile",
+        },
         "n_test_clips": n_clips,
         "n_crops": n_crops,
     }
     return json_safe(report), boot
-
 
 
 def json_safe(value: Any) -> Any:

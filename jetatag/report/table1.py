@@ -58,7 +58,10 @@ def load_evaluations(eval_dir: Path) -> Evals:
 
 def dataset_line(evals: Evals, eval_dir: Path) -> str:
     """The one dataset every evaluation used; StageError when they disagree (a table mixing data is wrong)."""
-    seen = {(r["dataset"]["name"], r["dataset"]["source"], r["n_test_clips"], r["dataset"]["n_tags"]) for r in evals.values()}
+    seen = {
+        (r["dataset"]["name"], r["dataset"]["source"], r["n_test_clips"], r["dataset"]["n_tags"])
+        for r in evals.values()
+    }
     if len(seen) > 1:
         raise StageError(f"{eval_dir}: evaluations come from different datasets {sorted(seen)}; re-run evaluate")
     name, source, n_clips, n_tags = seen.pop()
@@ -147,17 +150,9 @@ def _header(cells: list[str]) -> list[str]:
     return [_row(cells), _row(["---"] + ["---:"] * (len(cells) - 1))]
 
 
-def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str) -> str:
-    """Markdown of Table 1 (paper protocol), the JE effect, the literature protocol and retrieval."""
-    missing = [f"{x}-{v}" for x in EXTRACTOR_IDS for v in VARIANTS if (x, v) not in evals]
-    any_report = next(iter(evals.values()))
-    resamples = any_report["bootstrap"]["resamples"]
-    n_crops = any_report["n_crops"]
-    lines = ["# Table 1: music auto-tagging with and without joint embeddings (JE)", "", header, ""]
-    if missing:
-        lines += [f"Missing evaluations: {', '.join(missing)}.", ""]
-
-    lines += [
+def _paper_section(evals: Evals, n_crops: int) -> list[str]:
+    """Our tf-style micro AUCs beside the paper's Table 1 and the difference."""
+    lines = [
         "## Paper protocol",
         "",
         f"Micro ROC-AUC and PR-AUC over every (test segment, tag) pair ({n_crops} crops per clip), computed as "
@@ -166,25 +161,26 @@ def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str)
         "",
     ]
     columns = ["Extractor"]
-    for metric, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC")):
-        for variant, vlabel in (("noje", "no JE"), ("je", "JE")):
-            columns += [f"{label} {vlabel}", "paper", "Δ"]
+    for label in ("ROC-AUC", "PR-AUC"):
+        columns += [f"{label} no JE", "paper", "Δ", f"{label} JE", "paper", "Δ"]
     lines += _header(columns)
     for x in EXTRACTOR_IDS:
         cells = [EXTRACTOR_NAMES[x]]
         for metric in ("roc_auc", "pr_auc"):
-            for variant in ("noje", "je"):
+            for variant in VARIANTS:
                 paper = PAPER_TABLE1[x][variant][metric]
-                ours = evals[x, variant]["paper"][metric] if (x, variant) in evals else None
-                cells += [
-                    "missing" if (x, variant) not in evals else _num(ours),
-                    _num(paper),
-                    "–" if ours is None else _signed(ours - paper),
-                ]
+                if (x, variant) not in evals:
+                    cells += ["missing", _num(paper), "–"]
+                    continue
+                ours = evals[x, variant]["paper"][metric]
+                cells += [_num(ours), _num(paper), _signed(ours - paper)]
         lines.append(_row(cells))
+    return lines
 
-    lines += [
-        "",
+
+def _effect_section(diffs: Mapping[str, dict | None], resamples: int) -> list[str]:
+    """JE − no-JE differences with paired-bootstrap CIs, beside the paper's differences."""
+    lines = [
         "## Effect of JE (JE − no JE)",
         "",
         f"Paired bootstrap over test clips ({resamples} resamples, 95 % percentile CI): both models are scored on "
@@ -196,29 +192,27 @@ def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str)
         + ["Δ macro ROC-AUC (literature)", "Δ macro AP (literature)"]
     )
     for x in EXTRACTOR_IDS:
+        paper = {m: PAPER_TABLE1[x]["je"][m] - PAPER_TABLE1[x]["noje"][m] for m in ("roc_auc", "pr_auc")}
         diff = diffs.get(x)
-        paper = PAPER_TABLE1[x]
-        paper_roc = paper["je"]["roc_auc"] - paper["noje"]["roc_auc"]
-        paper_pr = paper["je"]["pr_auc"] - paper["noje"]["pr_auc"]
-        if diff is None:
-            lines.append(_row([EXTRACTOR_NAMES[x], "missing", _signed(paper_roc), "missing", _signed(paper_pr)] + ["missing"] * 2))
-            continue
+
+        def cell(protocol: str, metric: str, diff: dict | None = diff) -> str:
+            if diff is None:
+                return "missing"
+            return _with_ci(diff[protocol][metric]["diff"], diff[protocol][metric]["ci95"], signed=True)
+
         lines.append(
             _row(
-                [
-                    EXTRACTOR_NAMES[x],
-                    _with_ci(diff["paper"]["roc_auc"]["diff"], diff["paper"]["roc_auc"]["ci95"], signed=True),
-                    _signed(paper_roc),
-                    _with_ci(diff["paper"]["pr_auc"]["diff"], diff["paper"]["pr_auc"]["ci95"], signed=True),
-                    _signed(paper_pr),
-                    _with_ci(diff["literature"]["roc_auc"]["diff"], diff["literature"]["roc_auc"]["ci95"], signed=True),
-                    _with_ci(diff["literature"]["ap"]["diff"], diff["literature"]["ap"]["ci95"], signed=True),
-                ]
+                [EXTRACTOR_NAMES[x], cell("paper", "roc_auc"), _signed(paper["roc_auc"])]
+                + [cell("paper", "pr_auc"), _signed(paper["pr_auc"])]
+                + [cell("literature", "roc_auc"), cell("literature", "ap")]
             )
         )
+    return lines
 
-    lines += [
-        "",
+
+def _literature_section(evals: Evals, resamples: int) -> list[str]:
+    """Macro ROC-AUC and AP over tags with bootstrap CIs, and the tags excluded from the means."""
+    lines = [
         "## Literature protocol",
         "",
         "Macro ROC-AUC and average precision over tags on clip-level scores (mean of the crops), as Won et al. "
@@ -229,21 +223,24 @@ def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str)
     lines += _header(["Extractor", "ROC-AUC no JE", "ROC-AUC JE", "AP no JE", "AP JE", "tags"])
     excluded: set[str] = set()
     for x in EXTRACTOR_IDS:
+        present = {v: evals[x, v]["literature"] for v in VARIANTS if (x, v) in evals}
         cells = [EXTRACTOR_NAMES[x]]
         for metric in ("roc_auc", "ap"):
             for variant in VARIANTS:
-                r = evals.get((x, variant))
-                cells.append("missing" if r is None else _with_ci(r["literature"][metric], r["literature"]["ci95"][metric]))
-        present = [evals[x, v]["literature"] for v in VARIANTS if (x, v) in evals]
-        cells.append(str(present[0]["n_tags"]) if present else "–")
-        for lit in present:
+                lit = present.get(variant)
+                cells.append("missing" if lit is None else _with_ci(lit[metric], lit["ci95"][metric]))
+        cells.append(str(next(iter(present.values()))["n_tags"]) if present else "–")
+        for lit in present.values():
             excluded.update(lit["excluded_tags"])
         lines.append(_row(cells))
     if excluded:
         lines += ["", f"Excluded tags: {', '.join(sorted(excluded))}."]
+    return lines
 
-    lines += [
-        "",
+
+def _retrieval_section(evals: Evals) -> list[str]:
+    """mAP of single-tag queries, by classifier score and by the joint embedding."""
+    lines = [
         "## Retrieval",
         "",
         "Mean average precision of single-tag queries over the test clips: clips ranked by the classifier's score "
@@ -254,17 +251,32 @@ def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str)
     lines += _header(["Extractor", "no JE: classifier", "JE: classifier", "JE: z_m · z_t"])
     for x in EXTRACTOR_IDS:
         noje, je = evals.get((x, "noje")), evals.get((x, "je"))
-        lines.append(
-            _row(
-                [
-                    EXTRACTOR_NAMES[x],
-                    "missing" if noje is None else _num(noje["retrieval"]["classifier"]["map"]),
-                    "missing" if je is None else _num(je["retrieval"]["classifier"]["map"]),
-                    "missing" if je is None else _num(je["retrieval"].get("joint_embedding", {}).get("map")),
-                ]
-            )
-        )
-    return "\n".join(lines) + "\n"
+        joint = None if je is None else je["retrieval"].get("joint_embedding")
+        cells = [
+            "missing" if noje is None else _num(noje["retrieval"]["classifier"]["map"]),
+            "missing" if je is None else _num(je["retrieval"]["classifier"]["map"]),
+            "missing" if joint is None else _num(joint["map"]),
+        ]
+        lines.append(_row([EXTRACTOR_NAMES[x], *cells]))
+    return lines
+
+
+def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str) -> str:
+    """Markdown of Table 1 (paper protocol), the JE effect, the literature protocol and retrieval."""
+    any_report = next(iter(evals.values()))
+    resamples = any_report["bootstrap"]["resamples"]
+    missing = [f"{x}-{v}" for x in EXTRACTOR_IDS for v in VARIANTS if (x, v) not in evals]
+    lines = ["# Table 1: music auto-tagging with and without joint embeddings (JE)", "", header, ""]
+    if missing:
+        lines += [f"Missing evaluations: {', '.join(missing)}.", ""]
+    for section in (
+        _paper_section(evals, any_report["n_crops"]),
+        _effect_section(diffs, resamples),
+        _literature_section(evals, resamples),
+        _retrieval_section(evals),
+    ):
+        lines += [*section, ""]
+    return "\n".join(lines)
 
 
 def run_table1(params: Params, *, eval_dir: Path, arrays_dir: Path, out_table: Path, out_metrics: Path) -> None:

@@ -19,6 +19,7 @@ class Instrument:
     high: int  # highest MIDI pitch played
     facts: tuple[str, ...]
     sustained: bool = False  # bowed / blown / pad: long notes ring; plucked and struck ones decay
+    heavy: bool = False  # layered/modulated soundfont preset, ~5x the render cost of a plain voice: play it thinly
 
 
 INSTRUMENTS: dict[str, Instrument] = {
@@ -28,7 +29,7 @@ INSTRUMENTS: dict[str, Instrument] = {
     "celesta": Instrument(8, 60, 96, ("bells",)),
     "vibraphone": Instrument(11, 53, 89, ("bells",)),
     "marimba": Instrument(12, 48, 84, ("mallets",)),
-    "tubular_bells": Instrument(14, 60, 77, ("bells",)),
+    "tubular_bells": Instrument(14, 60, 77, ("bells",), heavy=True),
     "organ": Instrument(16, 36, 84, ("organ",), sustained=True),
     "church_organ": Instrument(19, 36, 84, ("organ",), sustained=True),
     "accordion": Instrument(21, 53, 84, ("accordion",), sustained=True),
@@ -48,13 +49,13 @@ INSTRUMENTS: dict[str, Instrument] = {
     "contrabass": Instrument(43, 28, 55, ("bass",), sustained=True),
     "harp": Instrument(46, 36, 91, ("harp",)),
     "timpani": Instrument(47, 40, 55, ("timpani",)),
-    "strings": Instrument(48, 43, 84, ("strings",), sustained=True),
-    "slow_strings": Instrument(49, 43, 84, ("strings",), sustained=True),
-    "synth_strings": Instrument(50, 43, 84, ("strings", "synth"), sustained=True),
-    "choir_aahs": Instrument(52, 48, 76, ("choir_pad",), sustained=True),
+    "strings": Instrument(48, 43, 84, ("strings",), sustained=True, heavy=True),
+    "slow_strings": Instrument(49, 43, 84, ("strings",), sustained=True, heavy=True),
+    "synth_strings": Instrument(50, 43, 84, ("strings", "synth"), sustained=True, heavy=True),
+    "choir_aahs": Instrument(52, 48, 76, ("choir_pad",), sustained=True, heavy=True),
     "trumpet": Instrument(56, 55, 82, ("brass",), sustained=True),
     "trombone": Instrument(57, 40, 72, ("brass",), sustained=True),
-    "french_horn": Instrument(60, 41, 77, ("brass",), sustained=True),
+    "french_horn": Instrument(60, 41, 77, ("brass",), sustained=True, heavy=True),
     "alto_sax": Instrument(65, 49, 81, ("sax",), sustained=True),
     "tenor_sax": Instrument(66, 44, 76, ("sax",), sustained=True),
     "oboe": Instrument(68, 58, 91, ("woodwind",), sustained=True),
@@ -65,15 +66,15 @@ INSTRUMENTS: dict[str, Instrument] = {
     "pan_flute": Instrument(75, 60, 91, ("flute",), sustained=True),
     "square_lead": Instrument(80, 48, 84, ("synth",), sustained=True),
     "saw_lead": Instrument(81, 48, 84, ("synth",), sustained=True),
-    "new_age_pad": Instrument(88, 43, 84, ("pad", "synth"), sustained=True),
+    "new_age_pad": Instrument(88, 43, 84, ("pad", "synth"), sustained=True, heavy=True),
     "warm_pad": Instrument(89, 43, 84, ("pad", "synth"), sustained=True),
-    "poly_synth": Instrument(90, 43, 84, ("synth",), sustained=True),
-    "halo_pad": Instrument(94, 43, 84, ("pad", "synth"), sustained=True),
-    "sweep_pad": Instrument(95, 43, 84, ("pad", "synth"), sustained=True),
-    "fx_atmosphere": Instrument(99, 43, 84, ("fx", "synth"), sustained=True),
-    "fx_goblins": Instrument(101, 43, 84, ("fx", "synth"), sustained=True),
-    "fx_echoes": Instrument(102, 48, 84, ("fx", "synth"), sustained=True),
-    "fx_scifi": Instrument(103, 48, 84, ("fx", "synth"), sustained=True),
+    "poly_synth": Instrument(90, 43, 84, ("synth",), sustained=True, heavy=True),
+    "halo_pad": Instrument(94, 43, 84, ("pad", "synth"), sustained=True, heavy=True),
+    "sweep_pad": Instrument(95, 43, 84, ("pad", "synth"), sustained=True, heavy=True),
+    "fx_atmosphere": Instrument(99, 43, 84, ("fx", "synth"), sustained=True, heavy=True),
+    "fx_goblins": Instrument(101, 43, 84, ("fx", "synth"), sustained=True, heavy=True),
+    "fx_echoes": Instrument(102, 48, 84, ("fx", "synth"), sustained=True, heavy=True),
+    "fx_scifi": Instrument(103, 48, 84, ("fx", "synth"), sustained=True, heavy=True),
     "sitar": Instrument(104, 48, 84, ("sitar",)),
     "banjo": Instrument(105, 48, 84, ("banjo",)),
     "koto": Instrument(107, 48, 84, ("koto",)),
@@ -82,7 +83,7 @@ INSTRUMENTS: dict[str, Instrument] = {
     "shanai": Instrument(111, 58, 86, ("shanai",), sustained=True),
     "steel_drums": Instrument(114, 52, 84, ("mallets",)),
     "bird_tweet": Instrument(123, 60, 84, ("nature",)),
-    "seashore": Instrument(122, 48, 72, ("nature",), sustained=True),
+    "seashore": Instrument(122, 48, 72, ("nature",), sustained=True, heavy=True),
 }
 """Instrument name -> GM program, register and audible facts."""
 

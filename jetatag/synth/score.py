@@ -33,12 +33,12 @@ _TOM_LO, _TOM_HI, _BONGO_HI, _BONGO_LO, _CONGA_MUTE, _CONGA_HI, _CONGA_LO, _TAMB
 
 DRUM_STEPS: dict[str, dict[int, tuple[int, ...]]] = {
     "rock": {_KICK: (0, 8, 10), _SNARE: (4, 12), _HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
-    "metal": {_KICK: tuple(range(16)), _SNARE: (4, 12), _RIDE: (0, 2, 4, 6, 8, 10, 12, 14)},
+    "metal": {_KICK: tuple(range(16)), _SNARE: (4, 12), _HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
     "pop": {_KICK: (0, 6, 8), _SNARE: (4, 12), _CLAP: (4, 12), _HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
     "techno": {_KICK: (0, 4, 8, 12), _OPEN: (2, 6, 10, 14), _CLAP: (4, 12), _HAT: tuple(range(16))},
     "breakbeat": {_KICK: (0, 10), _SNARE: (4, 7, 12, 15), _HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
     "downtempo": {_KICK: (0, 7), _SNARE: (8,), _RIM: (12,), _HAT: (0, 4, 8, 12, 14)},
-    "jazz": {_RIDE: (0, 4, 6, 8, 12, 14), _PEDAL: (4, 12), _KICK: (0,), _SNARE: (7, 15)},
+    "jazz": {_RIDE: (0, 8), _HAT: (4, 6, 12, 14), _PEDAL: (4, 12), _KICK: (0,), _SNARE: (7, 15)},
     "country": {_KICK: (0, 8), _SNARE: (2, 4, 6, 10, 12, 14), _HAT: (0, 4, 8, 12)},
     "tabla": {_CONGA_LO: (0, 6, 10), _CONGA_MUTE: (2, 8, 12), _BONGO_HI: (3, 4, 7, 11, 14, 15), _BONGO_LO: (5, 13)},
     "hand": {_CONGA_LO: (0, 10), _CONGA_HI: (4, 6, 12), _SHAKER: (0, 2, 4, 6, 8, 10, 12, 14), _TAMB: (4, 12)},
@@ -134,7 +134,9 @@ def _harmony(grid: _Grid, part: PartPlan, base_vel: float, rng: np.random.Genera
         chord = grid.chord(bar, 4 if part.texture == "comp" else 3)
         pitches = sorted(_fit(grid.pitch(d, center), inst.low, inst.high) for d in chord)
         t0 = grid.time(bar, 0)
-        if part.texture == "pad":
+        if inst.heavy:  # expensive preset (~5x a plain voice): one sustained chord tone per bar, whatever the texture
+            notes.append((t0, t0 + grid.bar * 0.98, pitches[bar % 2], base_vel))
+        elif part.texture == "pad":
             for p in pitches:
                 notes.append((t0, t0 + grid.bar * 0.98, p, base_vel))
         elif part.texture == "chords":
@@ -163,7 +165,7 @@ def _harmony(grid: _Grid, part: PartPlan, base_vel: float, rng: np.random.Genera
             root = _fit(grid.pitch(chord[0], inst.low + 7), inst.low, inst.low + 14)
             for k in range(bpb * sub):
                 t = grid.time(bar, k / sub)
-                for p in (root, root + 7, root + 12):
+                for p in (root, root + 7):
                     notes.append((t, t + grid.beat / sub * 0.8, p, base_vel + (8 if k % sub == 0 else 0)))
         elif part.texture == "comp":
             for beat in (1.0, 2.5) if bpb == 4 else (1.0,):
@@ -280,7 +282,7 @@ def _drums(grid: _Grid, pattern: str, base_vel: float, rng: np.random.Generator)
             if ghost_p and rng.random() < ghost_p:
                 t = grid.time(bar, s / 4)
                 notes.append((t, t + 0.08, ghost_note, base_vel - 30))
-        if bar % 4 == 0 and pattern in ("rock", "metal", "pop", "techno"):
+        if bar % 4 == 0 and pattern in ("rock", "metal", "pop", "techno"):  # crashes ring long: one per 4 bars
             t = grid.time(bar, 0)
             notes.append((t, t + 0.5, _CRASH, base_vel))
     return notes
@@ -311,7 +313,8 @@ def arrange(plan: ClipPlan, seconds: float, rng: np.random.Generator) -> Score:
         inst = INSTRUMENTS[part.instrument]
         if part.role == "lead":
             low, high = max(inst.low, 55 if inst.low < 50 else inst.low), inst.high - 5
-            notes = _melody(grid, low, high, track.density, inst.sustained, 92 + dyn, track.style == "weird", rng)
+            density = min(track.density, 0.75) if inst.heavy else track.density
+            notes = _melody(grid, low, high, density, inst.sustained, 92 + dyn, track.style == "weird", rng)
         elif part.role == "harmony":
             notes = _harmony(grid, part, 68 + dyn, rng)
         elif part.role == "bass":

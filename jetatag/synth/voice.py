@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import signal
+
+CONTROL_RATE = 400
+"""Hz at which pitch and loudness contours are computed before interpolation to audio rate."""
 
 VOWEL_FORMANTS: dict[str, tuple[tuple[float, float], ...]] = {
     # (frequency Hz, bandwidth Hz) of F1..F3 for an adult male voice; other voices scale the frequencies.
@@ -43,7 +46,7 @@ VOICE_TYPES: dict[str, VoiceType] = {
     "female": VoiceType(1.17, (0.05, 0.3), (4.5, 6.0), 1, (), False, 0.1, "aeiou"),
     "opera_female": VoiceType(1.2, (0.5, 0.9), (5.5, 6.8), 1, (), True, 0.03, "aoe"),
     "opera_male": VoiceType(1.02, (0.4, 0.8), (5.2, 6.5), 1, (), True, 0.03, "aoe"),
-    "choir": VoiceType(1.1, (0.1, 0.35), (4.5, 6.0), 6, (0, -5, -9, -12, -17, -24), False, 0.06, "aou"),
+    "choir": VoiceType(1.1, (0.1, 0.35), (4.5, 6.0), 5, (0, -5, -9, -12, -17), False, 0.06, "aou"),
     "chant": VoiceType(0.97, (0.0, 0.08), (4.0, 5.0), 4, (0, 0, -12, -5), False, 0.05, "ou"),
 }
 
@@ -70,8 +73,8 @@ def _glottal_pulses(midi: np.ndarray, sr: int, rng: np.random.Generator) -> np.n
     out = np.zeros(len(midi) + 1)
     frac = (phase[wraps] - np.floor(phase[wraps])) / (f0[wraps] / sr)  # how far past the boundary, in samples
     frac = np.clip(frac, 0.0, 1.0)
-    np.add.at(out, wraps - 1, frac)
-    np.add.at(out, wraps, 1.0 - frac)
+    out[wraps - 1] += frac  # indices are unique: a period is longer than two samples
+    out[wraps] += 1.0 - frac
     return out[: len(midi)]
 
 
@@ -98,49 +101,54 @@ def sing(notes: np.ndarray, kind_name: str, seconds: float, sr: int, rng: np.ran
     out = np.zeros(n, dtype=np.float32)
     if len(notes) == 0:
         return out
-    t = np.arange(n) / sr
-    # Per-sample target pitch and loudness: notes fill their span, gaps hold the last pitch silently.
-    idx = np.clip(np.searchsorted(notes[:, 0], t, side="right") - 1, 0, len(notes) - 1)
+    # Control-rate contours (pitch and loudness change slowly), interpolated to audio rate at the end.
+    tc = np.arange(int(seconds * CONTROL_RATE) + 2) / CONTROL_RATE
+    idx = np.clip(np.searchsorted(notes[:, 0], tc, side="right") - 1, 0, len(notes) - 1)
     start, end, pitch, vel = notes[idx, 0], notes[idx, 1], notes[idx, 2], notes[idx, 3]
-    inside = (t >= start) & (t < end)
-    attack = np.clip((t - start) / 0.05, 0.0, 1.0)
-    release = np.clip((end - t) / 0.08, 0.0, 1.0)
-    amp = inside * np.minimum(attack, release) * (vel / 100.0) ** 1.5
-    # Pitch contour: portamento (one-pole smoothing), vibrato growing within each note, slow drift.
-    glide = np.exp(-1.0 / (0.035 * sr))
-    midi = signal.lfilter([1 - glide], [1, -glide], pitch, zi=[pitch[0] * glide])[0]
+    attack = np.clip((tc - start) / 0.05, 0.0, 1.0)
+    release = np.clip((end - tc) / 0.08, 0.0, 1.0)
+    amp_c = ((tc >= start) & (tc < end)) * np.minimum(attack, release) * (vel / 100.0) ** 1.5
+    # Pitch: portamento (one-pole smoothing), vibrato growing within each note, slow random drift.
+    glide = np.exp(-1.0 / (0.035 * CONTROL_RATE))
+    midi_c = signal.lfilter([1 - glide], [1, -glide], pitch, zi=[pitch[0] * glide])[0]
     depth = rng.uniform(*kind.vibrato_depth)
     rate = rng.uniform(*kind.vibrato_rate)
-    vib_env = np.clip((t - start) / 0.35, 0.0, 1.0)
-    drift = signal.lfilter([0.002], [1, -0.998], rng.normal(0.0, 1.0, n))
-    midi = midi + depth * vib_env * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)) + 0.3 * drift
+    vib_env = np.clip((tc - start) / 0.35, 0.0, 1.0)
+    drift = signal.lfilter([1.0], [1, -0.95], rng.normal(0.0, 1.0, len(tc)))
+    midi_c += depth * vib_env * np.sin(2 * np.pi * rate * tc + rng.uniform(0, 2 * np.pi))
+    midi_c += 0.1 * drift / (np.std(drift) + 1e-9)
+    t = np.arange(n) / sr
+    midi = np.interp(t, tc, midi_c)
+    amp = np.interp(t, tc, amp_c)
+    inside = amp > 0
     # Sources: the sung line plus harmony/doubling voices, each slightly detuned and with its own vibrato.
     source = _glottal_pulses(midi, sr, rng)
     for interval in kind.intervals[1 : kind.voices]:
-        detune = rng.normal(0.0, 0.12)
-        wobble = 0.3 * np.sin(2 * np.pi * rng.uniform(4.0, 6.5) * t + rng.uniform(0, 2 * np.pi))
-        source += 0.8 * _glottal_pulses(midi + interval + detune + wobble * depth, sr, rng)
-    # Glottal tilt (two one-pole low-passes), breath noise, loudness envelope.
+        wobble = depth * 0.3 * np.sin(2 * np.pi * rng.uniform(4.0, 6.5) * tc + rng.uniform(0, 2 * np.pi))
+        source += 0.8 * _glottal_pulses(np.interp(t, tc, midi_c + interval + rng.normal(0.0, 0.12) + wobble), sr, rng)
+    # Glottal tilt (two one-pole low-passes in one filter), breath noise, loudness envelope.
     tilt = np.exp(-2 * np.pi * 700.0 / sr)
-    source = signal.lfilter([1 - tilt], [1, -tilt], signal.lfilter([1 - tilt], [1, -tilt], source))
-    source = source / (np.std(source[inside]) + 1e-9) + kind.breath * rng.normal(0.0, 1.0, n)
+    source = signal.lfilter([(1 - tilt) ** 2], [1, -2 * tilt, tilt**2], source)
+    source = source / (np.std(source[inside]) + 1e-9) + kind.breath * rng.standard_normal(n, dtype=np.float32)
     source *= amp
-    # Vowels: one per note, cross-faded over 40 ms; each vowel's filter runs once over the whole source.
-    note_vowel = rng.integers(0, len(kind.vowels), size=len(notes))
-    weights = np.zeros((len(kind.vowels), n))
-    weights[note_vowel[idx], np.arange(n)] = 1.0
-    fade = int(0.04 * sr)
-    weights = ndimage.uniform_filter1d(weights, fade, axis=1)
+    note_of_sample = np.clip(np.searchsorted(notes[:, 0], t, side="right") - 1, 0, len(notes) - 1)
+    # Vowels: one per note. Each vowel's filter runs once over the source gated to that vowel's notes; the
+    # gates switch where the loudness envelope is near zero, and the resonators ring on across the switch.
+    vowels = rng.permutation(list(kind.vowels))[:3]
+    note_vowel = rng.integers(0, len(vowels), size=len(notes))[note_of_sample]
     voiced = np.zeros(n)
-    for v, vowel in enumerate(kind.vowels):
-        if weights[v].any():
-            voiced += weights[v] * signal.sosfilt(_vowel_sos(vowel, kind, sr), source)
-    # Consonants: short high-passed noise bursts at most note onsets.
-    hp = signal.butter(2, 3500.0, btype="highpass", fs=sr, output="sos")
+    for v, vowel in enumerate(vowels):
+        gate = note_vowel == v
+        if gate.any():
+            voiced += signal.sosfilt(_vowel_sos(str(vowel), kind, sr), np.where(gate, source, 0.0))
+    # Consonants: short high-passed noise bursts at most note onsets (filtered together in one call).
     burst = int(0.03 * sr)
-    for s0 in (notes[:, 0] * sr).astype(int):
-        if rng.random() < 0.6 and s0 + burst < n:
-            voiced[s0 : s0 + burst] += 0.25 * signal.sosfilt(hp, rng.normal(0.0, 1.0, burst)) * np.hanning(burst)
+    onsets = (notes[:, 0] * sr).astype(int)
+    onsets = onsets[(onsets + burst < n) & (rng.random(len(onsets)) < 0.6)]
+    if len(onsets):
+        hp = signal.butter(2, 3500.0, btype="highpass", fs=sr, output="sos")
+        noise = signal.sosfilt(hp, rng.normal(0.0, 1.0, (len(onsets), burst)), axis=1) * np.hanning(burst)
+        np.add.at(voiced, onsets[:, None] + np.arange(burst), 0.25 * noise)
     rms = np.sqrt(np.mean(voiced[inside] ** 2)) + 1e-9
     out[:] = voiced * (0.1 / rms)
     return out

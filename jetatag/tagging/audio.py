@@ -55,7 +55,7 @@ def load_audio(path: Path, *, sample_rate: int, peak_normalize: bool = True) -> 
     try:
         wave = decode_mono(path, sample_rate)  # the segment stage's decoder: channel mean, soxr HQ
     except (sf.SoundFileError, RuntimeError, ValueError, OSError) as err:
-        raise StageError(f"{path}: cannot decode audio: {err}") from err
+        raise StageError(f"{path}: cannot decode audio (damaged, or a format libsndfile does not read): {err}") from err
     if wave.shape[0] == 0:
         raise StageError(f"{path}: holds no audio samples")
     if not np.isfinite(wave).all():

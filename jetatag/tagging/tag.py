@@ -60,31 +60,33 @@ def crop_starts(n_samples: int, *, crop_samples: int, hop_samples: int) -> np.nd
     return starts
 
 
-def frame(wave: np.ndarray, *, crop_samples: int, hop_samples: int) -> np.ndarray:
-    """Cut ``wave`` (n,) into crops ``(n_crops, crop_samples)``, zero-padding a wave shorter than one crop."""
-    if wave.shape[0] < crop_samples:
-        wave = np.pad(wave, (0, crop_samples - wave.shape[0]))
-    starts = crop_starts(wave.shape[0], crop_samples=crop_samples, hop_samples=hop_samples)
-    return np.stack([wave[s : s + crop_samples] for s in starts])  # (n_crops, L)
+def pad_to_crop(wave: np.ndarray, crop_samples: int) -> np.ndarray:
+    """``wave`` (n,) zero-padded at the end to at least one crop, as ``segment`` pads short clips."""
+    return np.pad(wave, (0, crop_samples - wave.shape[0])) if wave.shape[0] < crop_samples else wave
 
 
 @torch.inference_mode()
-def score_crops(
-    tagger: Tagger, crops: np.ndarray, *, batch_size: int, device: torch.device
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean sigmoid probabilities ``(n_tags,)`` and unit-norm mean z_m ``(embed_dim,)`` (or None) of ``crops``."""
+def score_wave(
+    tagger: Tagger, wave: np.ndarray, *, crop_samples: int, hop_samples: int, batch_size: int, device: torch.device
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Mean crop probabilities ``(n_tags,)``, unit-norm mean z_m ``(embed_dim,)`` (or None) and the crop count.
+
+    Crops are cut batch by batch, so a long file at a small hop never holds all its crops in memory.
+    """
+    wave = pad_to_crop(wave, crop_samples)
+    starts = crop_starts(wave.shape[0], crop_samples=crop_samples, hop_samples=hop_samples)
     probs, z_ms = [], []
-    for start in range(0, crops.shape[0], batch_size):
-        wave = torch.from_numpy(crops[start : start + batch_size]).to(device)  # (B, L)
-        h = tagger.embed(wave)  # (B, 1024)
+    for first in range(0, starts.shape[0], batch_size):
+        batch = np.stack([wave[s : s + crop_samples] for s in starts[first : first + batch_size]])  # (B, L)
+        h = tagger.embed(torch.from_numpy(batch).to(device))  # (B, 1024)
         probs.append(torch.sigmoid(tagger.classifier(h)).cpu())  # (B, n_tags)
         if tagger.projection is not None:
             z_ms.append(tagger.projection(h).cpu())  # (B, embed_dim)
     mean_probs = torch.cat(probs).mean(dim=0).numpy()
     if not z_ms:
-        return mean_probs, None
+        return mean_probs, None, starts.shape[0]
     z_m = torch.nn.functional.normalize(torch.cat(z_ms).mean(dim=0), dim=0)  # back onto the unit sphere
-    return mean_probs, z_m.numpy()
+    return mean_probs, z_m.numpy(), starts.shape[0]
 
 
 def score_files(
@@ -101,6 +103,8 @@ def score_files(
     hop = crop if hop_samples is None else hop_samples
     if hop < 1:
         raise StageError(f"hop must be at least one sample, got {hop}")
+    if batch_size < 1:
+        raise StageError(f"batch size must be >= 1, got {batch_size}")
     tagger = model.tagger.to(device).eval()
     with logging_redirect_tqdm():  # warnings about skipped files do not tear the progress bar
         for path in tqdm(files, desc="tagging", unit="file", disable=len(files) < 2):
@@ -110,12 +114,13 @@ def score_files(
                 log.warning("skipped %s", err)
                 yield Failure(path=path, reason=str(err))
                 continue
-            crops = frame(wave, crop_samples=crop, hop_samples=hop)
-            probs, z_m = score_crops(tagger, crops, batch_size=batch_size, device=device)
+            probs, z_m, n_crops = score_wave(
+                tagger, wave, crop_samples=crop, hop_samples=hop, batch_size=batch_size, device=device
+            )
             yield ClipScores(
                 path=path,
                 duration_s=wave.shape[0] / meta.sample_rate,
-                n_crops=crops.shape[0],
+                n_crops=n_crops,
                 probs=probs,
                 z_m=z_m,
             )

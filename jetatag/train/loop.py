@@ -26,10 +26,9 @@ from tqdm import tqdm
 from jetatag.config import Phase, TrainParams
 from jetatag.data.dataset import TrainCrops
 from jetatag.errors import StageError
-from jetatag.models import param_groups
 from jetatag.train.device import autocast, pin_memory, to_device
-from jetatag.train.resume import ResumeState, load_resume, save_resume
-from jetatag.train.schedule import make_optimizer, phase_index, total_epochs
+from jetatag.train.resume import ResumeState, clear_resume, load_resume, resume_path, save_resume
+from jetatag.train.schedule import make_optimizer, param_groups, phase_index, total_epochs
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,7 @@ def make_loader(
     clips it holds change from epoch to epoch, so over the run every clip is seen.
     """
     shuffle = generator is not None
+    # workers are not persistent: each epoch's fresh workers get a copy of the dataset after set_epoch()
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -85,19 +85,31 @@ def fit(
     phases: Sequence[Phase],
     train: TrainParams,
     device: torch.device,
-    resume_file: Path,
     fingerprint: str,
+    out_path: Path,
+    save: Callable[[Path], None],
     live_dir: Path,
 ) -> list[dict[str, float]]:
-    """Train ``task.model`` through the schedule ``phases``, resuming from ``resume_file`` when it matches.
+    """Train ``task.model`` through the schedule ``phases``, then write the stage output with ``save(out_path)``.
 
-    After every epoch the full state is written atomically to ``resume_file``; the caller writes the stage
-    output when this returns and then removes the resume file. Returns the per-epoch metrics.
+    After every epoch the full state is written atomically to the resume file of ``out_path``; a run
+    started again with the same ``fingerprint`` carries on from there. The resume file is removed once
+    the output is written. Per-epoch metrics go to dvclive in ``live_dir`` and are returned.
     Raises :class:`StageError` when a loss turns NaN/inf, naming the epoch and step.
     """
     n_epochs = total_epochs(phases)
+    resume_file = resume_path(out_path)
+    log.info(
+        "%s: %d epochs on %d train clips → %s (metrics in %s, resume file %s)",
+        task.name,
+        n_epochs,
+        len(train_set),
+        out_path,
+        live_dir,
+        resume_file,
+    )
     task.model.to(device)
-    groups = param_groups(task.model)
+    groups = param_groups(task.model, conv_l2=train.conv_l2)
     generator = torch.Generator()
     loader = make_loader(train_set, batch_size=train.batch_size, train=train, device=device, generator=generator)
     if len(loader) == 0:
@@ -168,6 +180,9 @@ def fit(
                     history=history,
                 ),
             )
+    save(out_path)
+    clear_resume(resume_file)
+    log.info("%s: wrote %s", task.name, out_path)
     return history
 
 
@@ -190,7 +205,8 @@ def _train_epoch(
             wave, tags = to_device(wave, device), to_device(tags, device)  # (B, L), (B, n_tags)
             with autocast(device):
                 losses = task.losses(wave, tags)
-            values = {key: value.item() for key, value in losses.items()}
+            terms = torch.stack([value.detach() for value in losses.values()]).tolist()  # one device sync
+            values = dict(zip(losses, terms, strict=True))
             if not all(math.isfinite(value) for value in values.values()):
                 bad = ", ".join(f"{key}={value}" for key, value in values.items() if not math.isfinite(value))
                 raise StageError(

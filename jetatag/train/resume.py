@@ -9,6 +9,7 @@ removed once the stage output is written. A fingerprint of everything the result
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,7 +19,9 @@ from typing import Any
 
 import torch
 
+from jetatag.config import Params
 from jetatag.data.mtat import sha256_file
+from jetatag.data.shards import INDEX, META
 from jetatag.errors import StageError
 from jetatag.io import atomic_path
 
@@ -49,6 +52,36 @@ def fingerprint(config: dict[str, Any], files: dict[str, Path]) -> str:
     """SHA-256 over a JSON-able ``config`` and the contents of ``files`` (name → path)."""
     doc = {"config": config, "files": {name: sha256_file(path) for name, path in sorted(files.items())}}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def run_fingerprint(
+    stage: str,
+    params: Params,
+    *,
+    extractor: str,
+    audio_dir: Path,
+    variant: str | None = None,
+    stage1_path: Path | None = None,
+) -> str:
+    """Fingerprint of a training run: what it trains, the params and the input files its result depends on.
+
+    The small files (audio index and meta, stage-1 checkpoint) are hashed; the audio shards, which can
+    be gigabytes, enter by size and modification time, so a re-run ``segment`` also starts training afresh.
+    """
+    train = dataclasses.replace(params.train, workers=0)  # the result does not depend on the worker count
+    shards = sorted(audio_dir.glob("shard-*.npy"))
+    config = {
+        "stage": stage,
+        "extractor": extractor,
+        "variant": variant,
+        "model": dataclasses.asdict(params.model),
+        "train": dataclasses.asdict(train),
+        "shards": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in shards],
+    }
+    files = {"index": audio_dir / INDEX, "meta": audio_dir / META}
+    if stage1_path is not None:
+        files["stage1"] = stage1_path
+    return fingerprint(config, files)
 
 
 def save_resume(path: Path, state: ResumeState) -> None:

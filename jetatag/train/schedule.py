@@ -3,14 +3,14 @@
 A schedule is the tuple of :class:`jetatag.config.Phase` from ``train.stage1_schedule`` or
 ``train.stage2_schedule``. Each phase starts a fresh optimizer, as the authors' Keras code does when it
 recompiles the model between phases (so Adam moments and SGD momentum do not carry over):
-Adam, or SGD with Nesterov momentum 0.9, over the parameter groups of :func:`jetatag.models.param_groups`
-(which carry each extractor's L2 penalty on its convolution kernels).
+Adam, or SGD with Nesterov momentum 0.9. The L2 penalty (``train.conv_l2``) applies to convolution weights only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
 from torch.optim import SGD, Adam, Optimizer
 
 from jetatag.config import Phase
@@ -36,8 +36,27 @@ def phase_index(phases: Sequence[Phase], epoch: int) -> int:
     raise ValueError(f"epoch {epoch} is past the schedule's {end} epochs")
 
 
+def param_groups(model: nn.Module, *, conv_l2: float) -> list[dict[str, object]]:
+    """Trainable parameters of ``model`` in two groups: convolution weights with L2 decay, the rest without.
+
+    ``conv_l2`` is the Keras ``l2()`` coefficient (loss += conv_l2 · Σw²), whose gradient 2·conv_l2·w is
+    torch's ``weight_decay = 2 · conv_l2``. Frozen parameters are left out.
+    """
+    decay, rest, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            is_conv_weight = isinstance(module, nn.modules.conv._ConvNd) and name == "weight"
+            (decay if is_conv_weight else rest).append(param)
+    if not seen:
+        raise ValueError("model has no trainable parameters")
+    return [{"params": decay, "weight_decay": 2.0 * conv_l2}, {"params": rest, "weight_decay": 0.0}]
+
+
 def make_optimizer(phase: Phase, groups: list[dict[str, object]]) -> Optimizer:
-    """A fresh optimizer for ``phase`` over ``groups`` (from :func:`jetatag.models.param_groups`)."""
+    """A fresh optimizer for ``phase`` over ``groups`` (from :func:`param_groups`)."""
     groups = [dict(group) for group in groups]  # torch writes its defaults (lr, ...) into the group dicts
     if phase.optimizer == "adam":
         return Adam(groups, lr=phase.lr)

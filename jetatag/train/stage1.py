@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader
 
 from jetatag.config import ModelParams, Params, ParamsError
 from jetatag.data.dataset import EvalCrops, TrainCrops
-from jetatag.data.shards import INDEX, META
 from jetatag.errors import StageError
 from jetatag.io import atomic_path
 from jetatag.models import EXTRACTORS
@@ -25,8 +24,7 @@ from jetatag.models.losses import pair_loss, reconstruction_loss
 from jetatag.models.tagger import JointEmbedding, TaggerMeta, build_joint_embedding
 from jetatag.train.device import autocast, resolve_device
 from jetatag.train.loop import Losses, Task, fit, make_loader
-from jetatag.train.resume import clear_resume, fingerprint, resume_path
-from jetatag.train.schedule import total_epochs
+from jetatag.train.resume import run_fingerprint
 from jetatag.train.validation import crop_batches
 
 log = logging.getLogger(__name__)
@@ -79,7 +77,7 @@ def load_stage1(path: Path, map_location: str | torch.device = "cpu") -> tuple[J
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for foreign files (pickle, zip, EOF, ...)
-        raise StageError(f"{path}: not a jetatag stage-1 checkpoint ({type(err).__name__}: {err})") from err
+        raise StageError(f"{path}: not a jetatag stage-1 checkpoint (torch.load: {type(err).__name__})") from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != STAGE1_FORMAT:
         raise StageError(f"{path}: not a jetatag stage-1 checkpoint (no '{STAGE1_FORMAT}' format marker)")
     try:
@@ -122,38 +120,6 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
         losses=lambda wave, tags: joint_losses(model(wave, tags), tags, params.model),
         validate=lambda: validate_joint(model, valid_loader, device, params.model),
     )
-    resume_file = resume_path(out_path)
-    log.info(
-        "stage1 %s: %d train / %d valid clips of %s, crop %d samples, %d epochs → %s (metrics %s, resume file %s)",
-        extractor,
-        len(train_set),
-        len(valid_set),
-        audio_dir,
-        crop,
-        total_epochs(train.stage1_schedule),
-        out_path,
-        live_dir,
-        resume_file,
-    )
-    run_id = fingerprint(
-        {
-            "stage": "stage1",
-            "extractor": extractor,
-            "model": dataclasses.asdict(params.model),
-            "train": dataclasses.asdict(train),
-        },
-        {"index": audio_dir / INDEX, "meta": audio_dir / META},
-    )
-    fit(
-        task,
-        train_set,
-        phases=train.stage1_schedule,
-        train=train,
-        device=device,
-        resume_file=resume_file,
-        fingerprint=run_id,
-        live_dir=live_dir,
-    )
     meta = TaggerMeta(
         extractor=extractor,
         variant="je",
@@ -163,6 +129,15 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
         model=dataclasses.asdict(params.model),
         format_version=STAGE1_FORMAT_VERSION,
     )
-    save_stage1(out_path, model.cpu(), meta=meta)
-    clear_resume(resume_file)
-    log.info("stage1 %s: wrote %s", extractor, out_path)
+    log.info("stage1 %s: crop %d samples, %d valid clips of %s", extractor, crop, len(valid_set), audio_dir)
+    fit(
+        task,
+        train_set,
+        phases=train.stage1_schedule,
+        train=train,
+        device=device,
+        fingerprint=run_fingerprint("stage1", params, extractor=extractor, audio_dir=audio_dir),
+        out_path=out_path,
+        save=lambda path: save_stage1(path, model.cpu(), meta=meta),
+        live_dir=live_dir,
+    )

@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader
 
 from jetatag.config import Params
 from jetatag.data.dataset import EvalCrops, TrainCrops
-from jetatag.data.shards import INDEX, META
 from jetatag.errors import StageError
 from jetatag.models import H_DIM
 from jetatag.models.heads import Classifier
@@ -26,8 +25,7 @@ from jetatag.models.losses import classification_loss
 from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, save_tagger
 from jetatag.train.device import autocast, resolve_device
 from jetatag.train.loop import Task, fit, make_loader
-from jetatag.train.resume import clear_resume, fingerprint, resume_path
-from jetatag.train.schedule import total_epochs
+from jetatag.train.resume import run_fingerprint
 from jetatag.train.stage1 import load_stage1
 from jetatag.train.validation import crop_batches, macro_roc_auc
 
@@ -119,43 +117,6 @@ def run_stage2(
         losses=lambda wave, batch_tags: {"loss": classification_loss(tagger(wave).float(), batch_tags)},
         validate=lambda: validate_tagger(tagger, valid_loader, device),
     )
-    resume_file = resume_path(out_path)
-    log.info(
-        "%s: %d train / %d valid clips of %s, crop %d samples, %d epochs%s → %s (metrics %s, resume file %s)",
-        name,
-        len(train_set),
-        len(valid_set),
-        audio_dir,
-        crop,
-        total_epochs(train.stage2_schedule),
-        f", frozen extractor from {stage1_path}" if stage1_path else "",
-        out_path,
-        live_dir,
-        resume_file,
-    )
-    inputs = {"index": audio_dir / INDEX, "meta": audio_dir / META}
-    if stage1_path is not None:
-        inputs["stage1"] = stage1_path
-    run_id = fingerprint(
-        {
-            "stage": "stage2",
-            "extractor": extractor,
-            "variant": variant,
-            "model": dataclasses.asdict(params.model),
-            "train": dataclasses.asdict(train),
-        },
-        inputs,
-    )
-    fit(
-        task,
-        train_set,
-        phases=train.stage2_schedule,
-        train=train,
-        device=device,
-        resume_file=resume_file,
-        fingerprint=run_id,
-        live_dir=live_dir,
-    )
     meta = TaggerMeta(
         extractor=extractor,
         variant=variant,
@@ -164,6 +125,24 @@ def run_stage2(
         crop_samples=crop,
         model=dataclasses.asdict(params.model),
     )
-    save_tagger(out_path, tagger.cpu(), meta=meta)
-    clear_resume(resume_file)
-    log.info("%s: wrote %s", name, out_path)
+    log.info(
+        "%s: crop %d samples, %d valid clips of %s%s",
+        name,
+        crop,
+        len(valid_set),
+        audio_dir,
+        f", extractor frozen from {stage1_path}" if stage1_path else "",
+    )
+    fit(
+        task,
+        train_set,
+        phases=train.stage2_schedule,
+        train=train,
+        device=device,
+        fingerprint=run_fingerprint(
+            "stage2", params, extractor=extractor, variant=variant, audio_dir=audio_dir, stage1_path=stage1_path
+        ),
+        out_path=out_path,
+        save=lambda path: save_tagger(path, tagger.cpu(), meta=meta),
+        live_dir=live_dir,
+    )

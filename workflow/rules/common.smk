@@ -28,6 +28,10 @@ PARAMS_FILES = ["params.yaml"] + [
 ]
 
 
+# Software of every rule (used with --software-deployment-method conda); relative to rules/.
+CONDA_ENV = "../envs/jetatag.yaml"
+
+
 wildcard_constraints:
     extractor="|".join(EXTRACTOR_IDS),
     variant="|".join(VARIANTS),

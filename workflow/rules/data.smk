@@ -12,6 +12,8 @@ rule download:
         stage_log("download"),
     params:
         **stage_params("download"),
+    conda:
+        CONDA_ENV
     cache: True
     shell:
         stage_shell("download")
@@ -26,6 +28,8 @@ rule labels:
         stage_log("labels"),
     params:
         **stage_params("labels"),
+    conda:
+        CONDA_ENV
     cache: True
     shell:
         stage_shell("labels")
@@ -40,6 +44,8 @@ rule segment:
         stage_log("segment"),
     params:
         **stage_params("segment"),
+    conda:
+        CONDA_ENV
     cache: True
     shell:
         stage_shell("segment")

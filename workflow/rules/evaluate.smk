@@ -10,6 +10,8 @@ rule evaluate:
         stage_log("evaluate"),
     params:
         **stage_params("evaluate"),
+    conda:
+        CONDA_ENV
     resources:
         gpu=1,
     shell:

@@ -10,6 +10,8 @@ rule table1:
         stage_log("table1"),
     params:
         **stage_params("table1"),
+    conda:
+        CONDA_ENV
     shell:
         stage_shell("table1")
 
@@ -23,5 +25,7 @@ rule figure2:
         stage_log("figure2"),
     params:
         **stage_params("figure2"),
+    conda:
+        CONDA_ENV
     shell:
         stage_shell("figure2")

@@ -11,6 +11,8 @@ rule stage1:
         stage_log("stage1"),
     params:
         **stage_params("stage1"),
+    conda:
+        CONDA_ENV
     resources:
         gpu=1,
     shell:
@@ -26,6 +28,8 @@ rule stage2:
         stage_log("stage2"),
     params:
         **stage_params("stage2"),
+    conda:
+        CONDA_ENV
     resources:
         gpu=1,
     shell:
@@ -41,6 +45,8 @@ rule baseline:
         stage_log("baseline"),
     params:
         **stage_params("baseline"),
+    conda:
+        CONDA_ENV
     resources:
         gpu=1,
     shell:
