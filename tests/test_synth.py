@@ -145,7 +145,7 @@ def test_same_output_for_one_or_two_workers(tmp_path: Path) -> None:
     assert (one / SHA256SUMS).read_bytes() == (two / SHA256SUMS).read_bytes()
 
 
-def test_seed_changes_tags_and_audio() -> None:
+def test_seed_changes_the_clip() -> None:
     a, b = design_clip(1, 0, 0, 2.0), design_clip(2, 0, 0, 2.0)
     assert a.plan != b.plan or not np.array_equal(a.tags, b.tags)
 
