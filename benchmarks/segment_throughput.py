@@ -14,6 +14,7 @@ import argparse
 import logging
 import math
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -61,6 +62,12 @@ def serial_decode(paths: list[Path]) -> float:
     for path in paths:
         sf.read(path, dtype="float32")
     return time.perf_counter() - start
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the segment workers), user + system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def crops_per_second(audio_dir: Path, min_seconds: float = 3.0) -> float:
@@ -125,12 +132,18 @@ def main() -> None:
         serial_decode(paths)  # warm the page cache so both timings read from memory
 
         serial_s, segment_s = [], []  # alternate the two, keep the best of each: robust to other load
+        serial_cpu, segment_cpu = 0.0, 0.0  # CPU seconds of all processes, summed over the repeats
         for _ in range(args.repeats):
+            cpu = cpu_seconds()
             serial_s.append(serial_decode(paths))
-            start = time.perf_counter()
+            serial_cpu += cpu_seconds() - cpu
+            shutil.rmtree(tmp / "audio", ignore_errors=True)  # each run writes a fresh folder, as dvc repro does
+            cpu, start = cpu_seconds(), time.perf_counter()
             run_segment(params, labels_dir=tmp / "labels", raw_dir=raw, out_dir=tmp / "audio")
             segment_s.append(time.perf_counter() - start)
+            segment_cpu += cpu_seconds() - cpu
         serial_rate, segment_rate = len(paths) / min(serial_s), len(paths) / min(segment_s)
+        per_clip = 1e3 / (args.repeats * len(paths))
         crops = crops_per_second(tmp / "audio")
 
     total_bytes = MTAT_CLIPS * CLIP_SECONDS * SAMPLE_RATE * 2
@@ -140,6 +153,10 @@ def main() -> None:
     print(f"serial soundfile decode loop : {serial_rate:8.1f} clips/s")
     print(f"segment ({args.workers} workers)          : {segment_rate:8.1f} clips/s")
     print(f"ratio segment / serial       : {segment_rate / serial_rate:8.2f} x   (target >= 1.6)")
+    print(
+        f"CPU per clip (all processes): serial {serial_cpu * per_clip:.2f} ms, segment {segment_cpu * per_clip:.2f} ms"
+        f" -> bound on an idle {args.workers}-core machine {args.workers * serial_cpu / segment_cpu:.2f} x"
+    )
     print(f"TrainCrops, {CROP} samples   : {crops:8.0f} crops/s (target >= 2000)")
     index_mib = index_bytes_full_mtat() / 2**20
     print(

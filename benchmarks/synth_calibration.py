@@ -108,7 +108,8 @@ def read_mirror(folder: Path) -> tuple[list[str], list[np.ndarray], int]:
 
 
 def logmel_stats(wave: np.ndarray, sr: int) -> np.ndarray:
-    """Per-clip features: mean and std over time of a 64-band log-mel spectrogram."""
+    """Per-clip features: mean and std over time of a 64-band log-mel spectrogram of the peak-normalised clip."""
+    wave = wave / (np.abs(wave).max() + 1e-9)  # as the segment stage feeds the models
     mel = librosa.feature.melspectrogram(y=wave, sr=sr, n_fft=512, hop_length=256, n_mels=64)
     logmel = librosa.power_to_db(mel, ref=1.0)
     return np.concatenate([logmel.mean(axis=1), logmel.std(axis=1)])

@@ -29,13 +29,22 @@ from tqdm import tqdm
 
 from jetatag.config import Params
 from jetatag.data.labels import file_problem, load_labels
-from jetatag.data.shards import FORMAT_VERSION, INDEX, META, SKIPPED, shard_name, to_stored
+from jetatag.data.shards import (
+    FORMAT_VERSION,
+    INDEX,
+    META,
+    NPY_HEADER_BYTES,
+    SKIPPED,
+    npy_header,
+    shard_name,
+    to_stored,
+)
 from jetatag.errors import StageError
 from jetatag.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
-MIN_SHARDS = 16
+MIN_SHARDS = 32
 """Data sets smaller than ``MIN_SHARDS`` full shards are cut into this many, so that every worker gets work."""
 
 
@@ -116,20 +125,19 @@ def plan_shards(lengths: Sequence[int], *, capacity: int, min_shards: int = MIN_
 def write_shard(task: tuple[Path, Sequence[Path]], *, dtype: str, **options: Any) -> list[Stored]:
     """Decode the clips ``task = (shard file, mp3 paths)`` and write them back to back as one npy file."""
     shard_path, paths = task
-    waves, stored, offset = [], [], 0
-    for path in paths:
-        clip = prepare_clip(path, dtype=dtype, **options)
-        if clip.wave is None:
-            stored.append(Stored(offset, 0, False, clip.problem))
-            continue
-        waves.append(clip.wave)
-        stored.append(Stored(offset, len(clip.wave), clip.padded, None))
-        offset += len(clip.wave)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (offset,)}
+    stored, offset = [], 0
     with atomic_path(shard_path) as tmp, open(tmp, "wb") as handle:
-        np.lib.format.write_array_header_1_0(handle, header)
-        for wave in waves:
-            handle.write(wave.data)
+        handle.seek(NPY_HEADER_BYTES)  # samples first, each clip as soon as it is decoded; the header last
+        for path in paths:
+            clip = prepare_clip(path, dtype=dtype, **options)
+            if clip.wave is None:
+                stored.append(Stored(offset, 0, False, clip.problem))
+                continue
+            handle.write(clip.wave.data)
+            stored.append(Stored(offset, len(clip.wave), clip.padded, None))
+            offset += len(clip.wave)
+        handle.seek(0)
+        handle.write(npy_header(dtype, offset))
     return stored
 
 

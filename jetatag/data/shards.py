@@ -9,6 +9,8 @@ float32 in [-1, 1].
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 INDEX = "index.parquet"
@@ -18,6 +20,21 @@ FORMAT_VERSION = 1
 
 INT16_SCALE = 32767
 """int16 sample = round(x * 32767) for x in [-1, 1]: symmetric, so reading back stays within [-1, 1]."""
+
+
+NPY_HEADER_BYTES = 128
+"""Size of the .npy v1.0 header of a 1-D shard (the format pads it to a multiple of 64 bytes)."""
+
+
+def npy_header(dtype: str, n_samples: int) -> bytes:
+    """The .npy header of a 1-D ``dtype`` array of ``n_samples`` (a shard is streamed before its length is known)."""
+    buffer = io.BytesIO()
+    descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": (n_samples,)})
+    header = buffer.getvalue()
+    if len(header) != NPY_HEADER_BYTES:
+        raise ValueError(f"npy header of {n_samples} {dtype} samples is {len(header)} bytes, not {NPY_HEADER_BYTES}")
+    return header
 
 
 def shard_name(shard: int) -> str:

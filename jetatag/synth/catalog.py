@@ -85,7 +85,7 @@ def build_catalog(n_clips: int, seed: int) -> list[ClipSpec]:
         while left > 0:
             a = track_index % n_albums
             track_numbers[a] += 1
-            n_seg = min(left, int(rng.integers(1, 9)))
+            n_seg = min(left, int(rng.integers(1, 5)))  # 1-4 segments per track (MTAT: ~5; fewer = more variety)
             total = n_seg + int(rng.integers(0, 4))
             segments = np.sort(rng.choice(total, size=n_seg, replace=False))
             title = _name(rng, (1, 4))

@@ -32,6 +32,9 @@ ROLE_GAIN = {"lead": 0.85, "harmony": 0.6, "bass": 0.75, "extra": 0.5}
 LEVEL = {"loud": (0.7, 0.98), "normal": (0.35, 0.9), "quiet": (0.12, 0.5)}
 """Peak output level range per dynamics (overlapping, so level alone does not give the tag away)."""
 
+DRIVE = {"loud": (1.2, 3.0), "normal": (0.3, 1.5), "quiet": (0.1, 0.8)}
+"""Soft-clipper drive range per dynamics (overlapping: saturation alone does not give ``loud`` away)."""
+
 
 def soundfont_bytes() -> bytes:
     """Bytes of the TimGM6mb General-MIDI soundfont shipped with pretty_midi (read once per process)."""
@@ -78,13 +81,10 @@ def render(
     low = signal.lfilter([1 - pole], [1, -pole], music)
     music = low + np.exp(rng.normal(0.0, 0.35)) * (music - low)
     music = signal.sosfilt(signal.butter(1, rng.uniform(20.0, 150.0), "highpass", fs=SAMPLE_RATE, output="sos"), music)
+    # Mastering: a soft clipper, driven harder on loud clips (denser, less dynamic) but used on others too.
     peak = float(np.max(np.abs(music))) + 1e-9
-    if plan.track.dynamics == "loud":  # drive into a soft clipper: denser, less dynamic
-        drive = rng.uniform(1.5, 4.0)
-        music = np.tanh(drive * music / peak) / np.tanh(drive)
-    else:
-        music = music / peak
-    music = music * rng.uniform(*LEVEL[plan.track.dynamics])
-    noise_db = rng.uniform(-75.0, -45.0)
-    music = music + 10 ** (noise_db / 20) * rng.normal(0.0, 1.0, n)
-    return np.clip(music, -1.0, 1.0).astype(np.float32)
+    drive = rng.uniform(*DRIVE[plan.track.dynamics])
+    music = np.tanh(drive * music / peak) / np.tanh(drive)
+    level = rng.uniform(*LEVEL[plan.track.dynamics])
+    noise = 10 ** (rng.uniform(-80.0, -55.0) / 20) * rng.standard_normal(n, dtype=np.float32)  # below the peak
+    return np.clip(level * (music + noise), -1.0, 1.0).astype(np.float32)
