@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from jetatag.config import params_from_dict
-from jetatag.data.dataset import TrainCrops
 from jetatag.data.labels import load_labels, run_labels
 from jetatag.data.mtat import ANNOTATIONS, FOLDERS, TAGS_188, write_annotations
 from jetatag.data.segment import run_segment
@@ -72,6 +71,9 @@ def cpu_seconds() -> float:
 
 def crops_per_second(audio_dir: Path, min_seconds: float = 3.0) -> float:
     """Training crops of 59,049 samples per second from one process, over whole epochs."""
+    # imported here, after the segment timing: `jetatag segment` runs without torch loaded
+    from jetatag.data.dataset import TrainCrops
+
     dataset = TrainCrops(audio_dir, split="train", crop_samples=CROP, seed=0)
     n, epoch, start = 0, 0, time.perf_counter()
     while time.perf_counter() - start < min_seconds:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import sys
 import threading
 import types
@@ -19,7 +20,7 @@ from mirror_fixture import TinyData, tiny_data, write_mirror
 
 from jetatag.config import Params
 from jetatag.data.download import MIRROR_FILES, run_download
-from jetatag.data.mtat import ANNOTATIONS, CLIP_INFO, OFFICIAL_SHA256, SHA256SUMS, ZIP_PIECES
+from jetatag.data.mtat import ANNOTATIONS, CLIP_INFO, OFFICIAL_SHA256, SHA256SUMS, ZIP_PIECES, write_sha256sums
 from jetatag.errors import StageError
 
 
@@ -204,7 +205,8 @@ def test_local_folder_with_a_bad_archive(tmp_path: Path, make_params):
         run_download(params_for(make_params, str(folder)), out_dir=tmp_path / "raw")
     assert not (tmp_path / "raw" / "mp3").exists()
     with pytest.raises(StageError, match="data.source: .* is not 'synthetic'"):
-        run_download(params_for(make_params, str(tmp_path / "nowhere")), out_dir=tmp_path / "raw")
+        run_download(params_for(make_params, str(tmp_path / "nowhere")), out_dir=tmp_path / "other")
+    assert not (tmp_path / "other").exists()
 
 
 def test_synthetic_source_generates_once(
@@ -214,6 +216,7 @@ def test_synthetic_source_generates_once(
 
     def fake_write_mirror(out_dir: Path, *, n_clips: int, clip_seconds: float, seed: int, workers: int) -> None:
         calls.append((n_clips, clip_seconds, seed, workers))
+        shutil.rmtree(out_dir, ignore_errors=True)  # like the real one, it replaces the folder whole
         out_dir.mkdir(parents=True)
         for name, blob in mirror_files(mirror_dir[0]).items():
             (out_dir / name).write_bytes(blob)
@@ -226,3 +229,25 @@ def test_synthetic_source_generates_once(
     assert_extracted(tmp_path, mirror_dir[0], mirror_dir[1])
     run_download(make_params({"data": {"source": "synthetic"}, "synth": {"n_clips": 16, "seed": 4}}), out_dir=tmp_path)
     assert len(calls) == 2  # other synth params: a new mirror
+
+
+def test_archive_members_outside_the_folders_are_not_extracted(tmp_path: Path, make_params, caplog):
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("0/", b"")
+        archive.writestr("0/good.mp3", b"audio")
+        archive.writestr("../evil.mp3", b"x")
+        archive.writestr("__MACOSX/0/._good.mp3", b"x")
+        archive.writestr("g/other.mp3", b"x")
+    blob = buffer.getvalue()
+    for name, piece in zip(ZIP_PIECES, (blob[:7], blob[7:100], blob[100:]), strict=True):
+        (folder / name).write_bytes(piece)
+    (folder / ANNOTATIONS).write_text("a")
+    (folder / CLIP_INFO).write_text("b")
+    write_sha256sums(folder, MIRROR_FILES)
+    run_download(params_for(make_params, str(folder)), out_dir=tmp_path / "raw")
+    assert sorted(str(p.relative_to(tmp_path / "raw")) for p in (tmp_path / "raw").rglob("*.mp3")) == ["mp3/0/good.mp3"]
+    assert (tmp_path / "raw" / "mp3" / "0" / "good.mp3").read_bytes() == b"audio"
+    assert not (tmp_path / "evil.mp3").exists() and "ignored 3 archive members" in caplog.text

@@ -158,6 +158,7 @@ def test_plan_shards_covers_clips_in_order_within_capacity(seed: int):
 def test_plan_shards_spreads_a_small_data_set_over_min_shards():
     assert plan_shards([10] * 32, capacity=10_000, min_shards=16) == [range(i, i + 2) for i in range(0, 32, 2)]
     assert len(plan_shards([10] * 32, capacity=40, min_shards=2)) == 8  # capacity still bounds each shard
+    assert len(plan_shards([10] * 32, capacity=10_000, min_shards=16, min_size=80)) == 4  # but not below min_size
 
 
 def test_plan_shards_gives_an_oversized_clip_its_own_shard():

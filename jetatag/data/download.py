@@ -26,7 +26,7 @@ from dataclasses import asdict
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
-from urllib.error import HTTPError, URLError
+from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 from tqdm import tqdm
@@ -75,7 +75,6 @@ def synthetic_mirror(synth: SynthParams, folder: Path) -> Path:
         return folder
     from jetatag.synth.mirror import write_mirror  # heavy (MIDI rendering): only when needed
 
-    shutil.rmtree(folder, ignore_errors=True)
     write_mirror(folder, n_clips=synth.n_clips, clip_seconds=synth.clip_seconds, seed=synth.seed, workers=synth.workers)
     write_json(stamp, wanted)
     return folder
@@ -91,26 +90,20 @@ def is_url(source: str) -> bool:
 
 def acquire(source: str, downloads: Path, *, data: DataParams) -> dict[str, str]:
     """Bring every mirror file into ``downloads`` verified; return name -> SHA-256."""
-    downloads.mkdir(parents=True, exist_ok=True)
+    folder = None if is_url(source) else Path(source).expanduser()
+    if folder is not None and not folder.is_dir():
+        raise StageError(f"data.source: {source!r} is not 'synthetic', an http(s) URL or an existing folder")
     record = _read_record(downloads)
     if record.get("source") == source and all(_unchanged(downloads / n, record["files"].get(n)) for n in MIRROR_FILES):
         log.info("all %d mirror files already verified in %s", len(MIRROR_FILES), downloads)
         return {name: record["files"][name]["sha256"] for name in MIRROR_FILES}
 
-    if is_url(source):
-        base = source.rstrip("/") + "/"
+    def fetch(name: str, part: Path, missing_ok: bool = False) -> bool:
+        if folder is None:
+            return http_download(source.rstrip("/") + "/" + name, part, data=data, missing_ok=missing_ok)
+        return copy_local(folder / name, part, missing_ok=missing_ok)
 
-        def fetch(name: str, part: Path, missing_ok: bool = False) -> bool:
-            return http_download(base + name, part, data=data, missing_ok=missing_ok)
-
-    else:
-        folder = Path(source).expanduser()
-        if not folder.is_dir():
-            raise StageError(f"data.source: {source!r} is not 'synthetic', an http(s) URL or an existing folder")
-
-        def fetch(name: str, part: Path, missing_ok: bool = False) -> bool:
-            return copy_local(folder / name, part, missing_ok=missing_ok)
-
+    downloads.mkdir(parents=True, exist_ok=True)
     expected = _expected_hashes(fetch, downloads, source)
     previous = record.get("files", {})
     record = {**record, "source": source, "files": {}}  # lists only what this run verified against ``source``
@@ -215,7 +208,7 @@ def http_download(url: str, part: Path, *, data: DataParams, missing_ok: bool = 
             if err.code not in RETRY_HTTP_CODES:
                 raise StageError(f"{url}: HTTP {err.code} {err.reason}") from err
             problem = f"HTTP {err.code} {err.reason}"
-        except (URLError, OSError, http.client.HTTPException) as err:
+        except (OSError, http.client.HTTPException) as err:  # URLError, refused or reset connections, timeouts
             problem = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
         if attempt < data.retries:
             delay = data.backoff_s * 2 ** (attempt - 1)

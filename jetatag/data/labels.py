@@ -80,7 +80,7 @@ def select_clips(annotations: Annotations, *, n_tags: int, unreadable: Mapping[s
 
 
 def file_problem(path: Path) -> str | None:
-    """"missing" or "empty" when ``path`` cannot hold audio at all, else None."""
+    """ "missing" or "empty" when ``path`` cannot hold audio at all, else None."""
     if not path.is_file():
         return "missing"
     if path.stat().st_size == 0:

@@ -45,7 +45,9 @@ from jetatag.io import atomic_path, write_json
 log = logging.getLogger(__name__)
 
 MIN_SHARDS = 32
-"""Data sets smaller than ``MIN_SHARDS`` full shards are cut into this many, so that every worker gets work."""
+"""Data sets smaller than ``MIN_SHARDS`` full shards are cut into this many, so that every worker gets work..."""
+MIN_SHARD_MB = 4.0
+"""... unless that makes shards smaller than this: tiny data sets still get several clips per shard."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,9 @@ def prepare_clip(
         return Prepared(None, problem="decoded to 0 samples")
     if n < min_samples and not pad_short:
         return Prepared(None, problem=f"too short: {n} samples < {min_samples} (audio.short_clips: reject)")
-    peak = float(max(mono.max(), -mono.min())) if peak_normalize else 0.0
-    stored = to_stored(mono, dtype, gain=1.0 / peak if peak > 0 else 1.0)  # x / max|x|, as the authors did
+    peak = float(max(mono.max(), -mono.min()))
+    gain = 1.0 / peak if peak_normalize and peak > 0 else 1.0  # x / max|x|, as in the authors' preprocessing
+    stored = to_stored(mono, dtype, gain=gain, peak=peak)
     if n < min_samples:
         stored = np.pad(stored, (0, min_samples - n))  # zero-pad at the end up to the longest crop
     return Prepared(stored, padded=n < min_samples)
@@ -105,12 +108,15 @@ def declared_samples(path: Path, sample_rate: int) -> int:
     return math.ceil(info.frames * sample_rate / info.samplerate)
 
 
-def plan_shards(lengths: Sequence[int], *, capacity: int, min_shards: int = MIN_SHARDS) -> list[range]:
+def plan_shards(
+    lengths: Sequence[int], *, capacity: int, min_shards: int = MIN_SHARDS, min_size: int = 1
+) -> list[range]:
     """Cut clips ``0..n-1`` into consecutive ranges of at most ``capacity`` samples (one clip may exceed it).
 
-    The target is lowered to ``sum(lengths) / min_shards`` so that small data sets still give several shards.
+    The target size is lowered to ``sum(lengths) / min_shards``, but not below ``min_size``, so that a
+    small data set still spreads over several shards.
     """
-    target = min(capacity, max(1, math.ceil(sum(lengths) / min_shards)))
+    target = min(capacity, max(min_size, math.ceil(sum(lengths) / min_shards), 1))
     ranges, start, fill = [], 0, 0
     for i, n in enumerate(lengths):
         if i > start and fill + n > target:
@@ -167,7 +173,8 @@ def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Pat
     _remove_stale(out_dir)
 
     paths = [Path(raw_dir) / "mp3" / p for p in clips["mp3_path"]]
-    capacity = max(1, int(audio.shard_mb * 2**20) // np.dtype(audio.dtype).itemsize)
+    itemsize = np.dtype(audio.dtype).itemsize
+    capacity = max(1, int(audio.shard_mb * 2**20) // itemsize)
     job = partial(
         write_shard,
         sample_rate=audio.sample_rate,
@@ -180,7 +187,9 @@ def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Pat
     shard_of: list[int] = []
     with _mapper(audio.workers) as ordered_map, tqdm(total=len(paths), unit="clip", desc="segment") as bar:
         lengths = ordered_map(partial(declared_samples, sample_rate=audio.sample_rate), paths, chunksize=64)
-        plan = plan_shards([max(n, min_samples) for n in lengths], capacity=capacity)
+        plan = plan_shards(
+            [max(n, min_samples) for n in lengths], capacity=capacity, min_size=int(MIN_SHARD_MB * 2**20) // itemsize
+        )
         tasks = [(out_dir / shard_name(k), [paths[i] for i in rows]) for k, rows in enumerate(plan)]
         for k, result in enumerate(ordered_map(job, tasks)):
             stored.extend(result)

@@ -42,22 +42,21 @@ def shard_name(shard: int) -> str:
     return f"shard-{shard:05d}.npy"
 
 
-def to_stored(wave: np.ndarray, dtype: str, *, gain: float = 1.0) -> np.ndarray:
+def to_stored(wave: np.ndarray, dtype: str, *, gain: float = 1.0, peak: float | None = None) -> np.ndarray:
     """Scale float32 ``wave`` by ``gain``, clip to [-1, 1] and convert to ``dtype`` ("int16" or "float16").
 
-    Works in place on ``wave`` (four passes, no temporaries) because it runs once per clip on long arrays.
+    Works in place on ``wave`` (no temporaries) because it runs once per clip on long arrays. ``peak`` =
+    max|wave|, when known, skips the clipping pass if ``gain * peak <= 1`` (always so after peak normalisation).
     """
-    if dtype == "int16":
-        full_scale = np.float32(INT16_SCALE)
-        np.multiply(wave, np.float32(gain * INT16_SCALE), out=wave)
+    if dtype not in ("int16", "float16"):
+        raise ValueError(f"unknown shard dtype {dtype!r} (int16 or float16)")
+    full_scale = np.float32(INT16_SCALE if dtype == "int16" else 1.0)
+    np.multiply(wave, np.float32(gain) * full_scale, out=wave)
+    if peak is None or gain * peak > 1.0:
         np.clip(wave, -full_scale, full_scale, out=wave)
+    if dtype == "int16":
         np.rint(wave, out=wave)
-        return wave.astype(np.int16)
-    if dtype == "float16":
-        np.multiply(wave, np.float32(gain), out=wave)
-        np.clip(wave, -1.0, 1.0, out=wave)
-        return wave.astype(np.float16)
-    raise ValueError(f"unknown shard dtype {dtype!r} (int16 or float16)")
+    return wave.astype(dtype)
 
 
 def to_float(stored: np.ndarray) -> np.ndarray:

@@ -1,1 +1,16 @@
-"""jetatag.synth."""
+"""Synthetic MTAT mirror: MTAT's files and formats, with audio that sounds like its tags.
+
+Pipeline of one clip (each module has one job):
+
+* :mod:`~jetatag.synth.styles` — a latent style per track (orchestral, techno, indian, ...) and its plan:
+  tempo, scale, instruments per role, textures, drums, singer, dynamics, reverb;
+* :mod:`~jetatag.synth.score` — the arrangement as notes, and MIDI bytes built with pretty_midi;
+* :mod:`~jetatag.synth.voice` — a numpy formant singer (male, female, opera, choir, chant);
+* :mod:`~jetatag.synth.render` — General-MIDI rendering (midirenderer + pretty_midi's TimGM6mb soundfont),
+  16 kHz resampling (soxr) and a jittered mix;
+* :mod:`~jetatag.synth.concepts` / :mod:`~jetatag.synth.labels` — what is audible in the clip, and tags drawn
+  from it the way TagATune players tagged, with numbers in :mod:`~jetatag.synth.fitted` calibrated offline
+  to MTAT's tag statistics (``benchmarks/synth_fit.py``);
+* :mod:`~jetatag.synth.catalog`, :mod:`~jetatag.synth.clip`, :mod:`~jetatag.synth.mirror` — MTAT-like names
+  and folders, per-clip keyed randomness, and the mirror files (zip pieces, CSVs, SHA256SUMS).
+"""
