@@ -23,6 +23,7 @@ from torch import nn
 from jetatag.config import Params, Phase, params_from_dict, params_to_dict
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
+from jetatag.models import EXTRACTORS
 from jetatag.models.tagger import load_tagger
 from jetatag.train import loop
 from jetatag.train.device import resolve_device
@@ -303,14 +304,25 @@ def test_phase_index_and_total_epochs() -> None:
         phase_index(phases, 5)
 
 
+class _RegularisedExtractor(nn.Sequential):
+    conv_l2_regularised = True
+
+
 def test_l2_decay_applies_to_trainable_convolution_weights_only() -> None:
-    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2), nn.Conv2d(2, 2, 1), nn.Linear(2, 2))
-    model[3].requires_grad_(False)
-    decay, rest = param_groups(model, conv_l2=1e-4)
-    assert {id(p) for p in decay["params"]} == {id(model[0].weight), id(model[2].weight)}
+    extractor = _RegularisedExtractor(nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2), nn.Conv2d(2, 2, 1), nn.Linear(2, 2))
+    extractor[3].requires_grad_(False)
+    head = nn.Conv1d(2, 2, 1)  # a conv outside a regularised extractor keeps no decay
+    decay, rest = param_groups(nn.Sequential(extractor, head), conv_l2=1e-4)
+    assert {id(p) for p in decay["params"]} == {id(extractor[0].weight), id(extractor[2].weight)}
     assert decay["weight_decay"] == pytest.approx(2e-4)  # gradient of 1e-4 · Σw² (Keras l2)
-    expected_rest = {id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[2].bias)}
-    assert {id(p) for p in rest["params"]} == expected_rest and rest["weight_decay"] == 0.0
+    expected_rest = {id(extractor[0].bias), id(extractor[1].weight), id(extractor[1].bias), id(extractor[2].bias)}
+    assert {id(p) for p in rest["params"]} == expected_rest | {id(head.weight), id(head.bias)}
+    assert rest["weight_decay"] == 0.0
+
+
+def test_l2_decay_follows_the_authors_per_extractor() -> None:
+    assert not EXTRACTORS["hcnn"].conv_l2_regularised
+    assert all(EXTRACTORS[name].conv_l2_regularised for name in EXTRACTORS if name != "hcnn")
 
 
 def test_optimizers_of_the_phases() -> None:

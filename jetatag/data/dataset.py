@@ -88,6 +88,7 @@ class _SplitCrops(Dataset):
             )
         self.tags = index.tags
         self.sample_rate = index.sample_rate
+        self.peak_normalize = bool(index.meta.get("peak_normalize", True))
         self.crop_samples = crop_samples
         self.clip_ids: np.ndarray = frame["clip_id"].to_numpy()
         self._shard = frame["shard"].to_numpy(np.int64)
@@ -120,7 +121,11 @@ class TrainCrops(_SplitCrops):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose crop offsets ``__getitem__`` returns (call before creating the iterator)."""
+        """Select the epoch whose crop offsets ``__getitem__`` returns.
+
+        Call it before creating the DataLoader iterator: workers copy the dataset when they start, so
+        persistent workers would keep the epoch they started with.
+        """
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,8 +4,9 @@ Each clip is decoded with soundfile, downmixed to mono, resampled with soxr, opt
 and converted to the shard dtype. Shards hold consecutive clips in ``clips.parquet`` order; their
 boundaries are planned up front from the clip lengths the mp3 headers declare, so that a shard holds
 about ``audio.shard_mb`` MiB (and a small data set still spreads over :data:`MIN_SHARDS` shards).
-Each worker decodes and writes whole shards and returns only clip lengths, so samples never travel
-between processes, and the output does not depend on the number of workers.
+Each worker decodes whole shards, streaming every clip to the shard file as soon as it is decoded, and
+returns only clip lengths, so samples never travel between processes; the output does not depend on
+the number of workers.
 """
 
 from __future__ import annotations

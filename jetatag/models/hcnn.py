@@ -66,6 +66,7 @@ class HarmonicCNN(nn.Module):
     """
 
     paper_input_length: ClassVar[int] = 80000
+    conv_l2_regularised: ClassVar[bool] = False  # the authors' Harmonic-CNN convs carry no L2 penalty
 
     def __init__(self, *, sample_rate: int, width: float = 1.0, n_harmonic: int = 6, semitone_scale: int = 2) -> None:
         super().__init__()

@@ -135,6 +135,7 @@ class SampleCNN(nn.Module):
     """
 
     paper_input_length: ClassVar[int] = 59049
+    conv_l2_regularised: ClassVar[bool] = True  # l2(1e-4) on every conv in the authors' code
     block: ClassVar[type[nn.Module]] = BasicBlock
 
     def __init__(self, *, width: float = 1.0, in_channels: int = 1) -> None:

@@ -42,6 +42,7 @@ class MusicSincNet(nn.Module):
     """
 
     paper_input_length: ClassVar[int] = 59049
+    conv_l2_regularised: ClassVar[bool] = True  # l2(1e-4) on every conv in the authors' code
 
     def __init__(self, *, sample_rate: int, width: float = 1.0, sinc_filters: int = 256, sinc_taps: int = 2501) -> None:
         super().__init__()

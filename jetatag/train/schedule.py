@@ -3,7 +3,8 @@
 A schedule is the tuple of :class:`jetatag.config.Phase` from ``train.stage1_schedule`` or
 ``train.stage2_schedule``. Each phase starts a fresh optimizer, as the authors' Keras code does when it
 recompiles the model between phases (so Adam moments and SGD momentum do not carry over):
-Adam, or SGD with Nesterov momentum 0.9. The L2 penalty (``train.conv_l2``) applies to convolution weights only.
+Adam, or SGD with Nesterov momentum 0.9. The L2 penalty (``train.conv_l2``) applies to the convolution weights of
+extractors that the authors regularised (Sample-CNN family, Music-SincNet).
 """
 
 from __future__ import annotations
@@ -40,16 +41,23 @@ def param_groups(model: nn.Module, *, conv_l2: float) -> list[dict[str, object]]
     """Trainable parameters of ``model`` in two groups: convolution weights with L2 decay, the rest without.
 
     ``conv_l2`` is the Keras ``l2()`` coefficient (loss += conv_l2 · Σw²), whose gradient 2·conv_l2·w is
-    torch's ``weight_decay = 2 · conv_l2``. Frozen parameters are left out.
+    torch's ``weight_decay = 2 · conv_l2``. Only convs inside an extractor whose class sets
+    ``conv_l2_regularised`` decay, as in the authors' code. Frozen parameters are left out.
     """
+    regularised = {
+        id(conv)
+        for extractor in model.modules()
+        if getattr(extractor, "conv_l2_regularised", False)
+        for conv in extractor.modules()
+        if isinstance(conv, nn.modules.conv._ConvNd)
+    }
     decay, rest, seen = [], [], set()
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             if not param.requires_grad or id(param) in seen:
                 continue
             seen.add(id(param))
-            is_conv_weight = isinstance(module, nn.modules.conv._ConvNd) and name == "weight"
-            (decay if is_conv_weight else rest).append(param)
+            (decay if id(module) in regularised and name == "weight" else rest).append(param)
     if not seen:
         raise ValueError("model has no trainable parameters")
     return [{"params": decay, "weight_decay": 2.0 * conv_l2}, {"params": rest, "weight_decay": 0.0}]

@@ -123,6 +123,7 @@ def run_stage2(
         tags=tags,
         sample_rate=train_set.sample_rate,
         crop_samples=crop,
+        peak_normalize=train_set.peak_normalize,
         model=dataclasses.asdict(params.model),
     )
     log.info(
