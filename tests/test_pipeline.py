@@ -193,8 +193,13 @@ def _run(cmd: Sequence[str], workspace: Path, *, stdout_only: bool = False, **ex
     return Tool(cmd, workspace, **extra_env).output(stdout_only=stdout_only)
 
 
-def _workspace(dest: Path) -> Path:
-    """A fresh git repository holding this checkout's files (committed or not) with the tiny profile applied."""
+@pytest.fixture(scope="session")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's files (committed or not), copied once with the tiny profile applied.
+
+    Every workspace starts from this one copy, so they run the same code even while the checkout is edited.
+    """
+    dest = tmp_path_factory.mktemp("checkout")
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -206,6 +211,12 @@ def _workspace(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
     pipeline.apply_profile(dest / "profiles/tiny.yaml", dest / "params.yaml")
+    return dest
+
+
+def _workspace(checkout: Path, dest: Path) -> Path:
+    """A fresh git repository at ``dest`` holding the files of ``checkout``, committed."""
+    shutil.copytree(checkout, dest, dirs_exist_ok=True)
     _run(["git", "init", "-q"], dest)
     _run(["git", "add", "-A"], dest)
     _run(["git", "commit", "-q", "-m", "tiny profile"], dest)
@@ -259,8 +270,8 @@ class SnakemakeStart:
 
 
 @pytest.fixture(scope="session")
-def snakemake_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnakemakeStart]:
-    ws = _workspace(tmp_path_factory.mktemp("smk"))
+def snakemake_start(tmp_path_factory: pytest.TempPathFactory, checkout: Path) -> Iterator[SnakemakeStart]:
+    ws = _workspace(checkout, tmp_path_factory.mktemp("smk"))
     cache = tmp_path_factory.mktemp("snakemake-cache")
     run = Tool(["snakemake", "--cores", "2", "--cache"], ws, SNAKEMAKE_OUTPUT_CACHE=str(cache))
     yield SnakemakeStart(ws, cache, run)
@@ -289,9 +300,9 @@ NEW_STAGE1_SCHEDULE = "train.stage1_schedule=[{optimizer:adam,lr:0.002,epochs:1}
 
 
 @pytest.fixture(scope="session")
-def dvc_run(tmp_path_factory: pytest.TempPathFactory, snakemake_start: SnakemakeStart) -> DvcRun:
+def dvc_run(tmp_path_factory: pytest.TempPathFactory, checkout: Path, snakemake_start: SnakemakeStart) -> DvcRun:
     """Full `dvc repro` of the tiny profile, then every DVC check's output, in order."""
-    ws = _workspace(tmp_path_factory.mktemp("dvc"))
+    ws = _workspace(checkout, tmp_path_factory.mktemp("dvc"))
     repro = _run(["dvc", "repro"], ws)
     _run(["git", "add", "-A"], ws)
     _run(["git", "commit", "-q", "-m", "tiny results"], ws)
@@ -372,10 +383,12 @@ class SnakemakeRun:
 
 
 @pytest.fixture(scope="session")
-def snakemake_run(tmp_path_factory: pytest.TempPathFactory, snakemake_start: SnakemakeStart) -> SnakemakeRun:
+def snakemake_run(
+    tmp_path_factory: pytest.TempPathFactory, checkout: Path, snakemake_start: SnakemakeStart
+) -> SnakemakeRun:
     run = snakemake_start.run.output()
     again = _run(["snakemake", "-n"], snakemake_start.path)
-    ws2 = _workspace(tmp_path_factory.mktemp("smk2"))
+    ws2 = _workspace(checkout, tmp_path_factory.mktemp("smk2"))
     cached = _run(
         ["snakemake", "--cores", "2", "--cache", "segment"], ws2, SNAKEMAKE_OUTPUT_CACHE=str(snakemake_start.cache)
     )
@@ -399,5 +412,7 @@ def test_snakemake_cache_restores_identical_data(snakemake_run: SnakemakeRun, dv
         stage = pipeline.stage(name)
         assert not (ws / stage.log).exists(), f"{name} ran instead of coming from the cache"
         for out in stage.outs.values():
-            # restored from the cache, byte for byte what DVC's independent run produced
-            assert _differing(ws / out.path, dvc_run.path / out.path) == [], out.path
+            # restored from the cache, byte for byte what DVC's independent run produced, except the
+            # download stage's own bookkeeping (it records the mtimes of the files it verified)
+            differing = _differing(ws / out.path, dvc_run.path / out.path)
+            assert [f for f in differing if f != "downloads/verified.json"] == [], out.path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -26,8 +27,9 @@ from jetatag.synth.clip import design_clip, render_clip
 from jetatag.synth.concepts import CONCEPT_INDEX, CONCEPTS, TAG_CONCEPTS
 from jetatag.synth.labels import DEFAULT_MODEL, TagModel
 from jetatag.synth.mirror import TINY_CLIPS, TINY_SECONDS, write_mirror, write_tiny_mirror
-from jetatag.synth.render import SAMPLE_RATE, soundfont_bytes
-from jetatag.synth.score import Score, Track, onset_rate
+from jetatag.synth.render import SAMPLE_RATE, render, soundfont_bytes
+from jetatag.synth.score import Score, Track, arrange, onset_rate
+from jetatag.synth.styles import EFFECTS, STYLE_NAMES, plan_clip, plan_track
 from jetatag.synth.voice import sing
 
 STATS = Path(__file__).resolve().parents[2] / "shared" / "mtat_tag_stats.json"
@@ -213,3 +215,22 @@ def test_rendered_clip_is_16k_mono_and_audible() -> None:
     audio = render_clip(design, soundfont_bytes())
     assert audio.dtype == np.float32 and audio.shape == (2 * SAMPLE_RATE,)
     assert 0.05 < np.abs(audio).max() <= 1.0 and np.sqrt(np.mean(audio**2)) > 1e-3
+
+
+def test_every_style_renders(rng: np.random.Generator) -> None:
+    font = soundfont_bytes()
+    for style in STYLE_NAMES:
+        plan = plan_clip(rng, plan_track(rng, style))
+        audio = render(arrange(plan, 1.5, rng), plan, font, rng)
+        assert audio.shape == (int(1.5 * SAMPLE_RATE),) and np.isfinite(audio).all(), style
+        assert np.abs(audio).max() > 0.05, style
+
+
+@pytest.mark.parametrize("effect", EFFECTS)
+def test_mix_effects_change_the_sound(effect: str) -> None:
+    design = design_clip(4, 0, 0, 2.0)
+    plain = render_clip(design, soundfont_bytes())
+    track = dataclasses.replace(design.plan.track, effect=effect)
+    plan = dataclasses.replace(design.plan, track=track)
+    processed = render(design.score, plan, soundfont_bytes(), np.random.default_rng(design.audio_seed))
+    assert processed.shape == plain.shape and not np.allclose(processed, plain, atol=1e-3)

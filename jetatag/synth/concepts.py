@@ -31,7 +31,7 @@ CONCEPTS: tuple[str, ...] = (
     *INSTRUMENT_FACTS,
     "drums_kit", "beat_electronic", "hand_perc", "no_drums",
     *VOCALS, "vocals", "instrumental",
-    "solo", "drone", "fast", "slow", "loud", "quiet",
+    "solo", "drone", "processed", "fast", "slow", "loud", "quiet",
 )  # fmt: skip
 """Concept names, in concept-vector order."""
 
@@ -126,7 +126,7 @@ TAG_CONCEPTS: dict[str, tuple[str, ...]] = {
     "no vocal": ("instrumental",),
     "talking": ("vocals", "style:weird"),
     "choral": ("choir", "chant", "choir_pad"),
-    "weird": ("style:weird", "fx"),
+    "weird": ("style:weird", "fx", "processed"),
     "opera": ("opera_female", "opera_male", "choir"),
     "soprano": ("opera_female",),
     "fast": ("fast",),
@@ -153,7 +153,7 @@ TAG_CONCEPTS: dict[str, tuple[str, ...]] = {
     "instrumental": ("instrumental",),
     "trance": ("style:techno", "style:dance_pop"),
     "chant": ("chant",),
-    "strange": ("style:weird",),
+    "strange": ("style:weird", "processed"),
     "drone": ("drone", "style:ambient"),
     "synthesizer": ("synth",),
     "heavy metal": ("style:metal",),
@@ -163,7 +163,7 @@ TAG_CONCEPTS: dict[str, tuple[str, ...]] = {
     "man": _VOICE_M,
     "deep": ("bass", "style:ambient", "male"),
     "fast beat": ("fast", "beat_electronic"),
-    "industrial": ("style:techno", "style:weird"),
+    "industrial": ("style:techno", "style:weird", "processed"),
     "hard": ("style:metal", "style:rock", "loud"),
     "harp": ("harp",),
     "no flute": ("style:techno",),
@@ -209,7 +209,7 @@ TAG_CONCEPTS: dict[str, tuple[str, ...]] = {
     "calm": ("quiet", "slow"),
     "female vocals": ("female",),
     "voices": ("choir", "vocals"),
-    "different": ("style:weird",),
+    "different": ("style:weird", "processed"),
     "techno": ("style:techno", "style:dance_pop", "style:electronica", "beat_electronic"),
     "clapping": ("beat_electronic", "hand_perc"),
     "house": ("style:techno", "style:dance_pop"),
@@ -221,7 +221,7 @@ TAG_CONCEPTS: dict[str, tuple[str, ...]] = {
     "beat": ("drums_kit", "beat_electronic"),
     "upbeat": ("fast", "style:pop"),
     "soft": ("quiet",),
-    "noise": ("style:weird", "fx"),
+    "noise": ("style:weird", "fx", "processed"),
     "choir": ("choir", "chant", "choir_pad"),
     "female singer": ("female",),
     "rap": ("style:dance_pop", "style:electronica"),
@@ -277,6 +277,8 @@ def concept_vector(plan: ClipPlan, score: Score) -> np.ndarray:
         on("solo")
     if any(p.texture == "drone" for p in plan.parts):
         on("drone")
+    if plan.track.effect != "none":
+        on("processed")
     rate = onset_rate(score)
     if rate >= FAST_ONSETS_PER_S:
         on("fast")

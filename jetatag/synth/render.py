@@ -32,6 +32,9 @@ ROLE_GAIN = {"lead": 0.85, "harmony": 0.6, "bass": 0.75, "extra": 0.5}
 LEVEL = {"loud": (0.7, 0.98), "normal": (0.35, 0.9), "quiet": (0.12, 0.5)}
 """Peak output level range per dynamics (overlapping, so level alone does not give the tag away)."""
 
+TILT = {"loud": 0.2, "normal": 0.0, "quiet": -0.35}
+"""Mean log gain of the treble above ~1.2 kHz per dynamics (jittered by a standard deviation of 0.35)."""
+
 DRIVE = {"loud": (1.2, 3.0), "normal": (0.3, 1.5), "quiet": (0.1, 0.8)}
 """Soft-clipper drive range per dynamics (overlapping: saturation alone does not give ``loud`` away)."""
 
@@ -63,6 +66,28 @@ def _room(x: np.ndarray, reverb: int, rng: np.random.Generator) -> np.ndarray:
     return signal.oaconvolve(x, ir)[: len(x)]
 
 
+def _effect(x: np.ndarray, effect: str, rng: np.random.Generator) -> np.ndarray:
+    """Apply a studio effect to the mix: ring modulation, bit crushing or a stutter (repeated slices)."""
+    if effect == "none":
+        return x
+    if effect == "ringmod":  # metallic, inharmonic sidebands
+        carrier = np.sin(2 * np.pi * rng.uniform(40.0, 600.0) * np.arange(len(x)) / SAMPLE_RATE)
+        depth = rng.uniform(0.5, 0.9)
+        return x * (1.0 - depth + depth * carrier)
+    if effect == "bitcrush":  # sample-and-hold aliasing and coarse quantisation
+        hold = int(rng.integers(2, 7))
+        steps = 2 ** int(rng.integers(3, 7)) / (np.max(np.abs(x)) + 1e-9)
+        return np.round(np.repeat(x[::hold], hold)[: len(x)] * steps) / steps
+    if effect == "stutter":  # about one short slice per second repeated 2-4 times, like a glitching player
+        out = x.copy()
+        size = int(rng.uniform(0.04, 0.2) * SAMPLE_RATE)
+        for start in rng.integers(0, max(1, len(x) - 5 * size), size=max(1, len(x) // SAMPLE_RATE)):
+            repeats = int(rng.integers(2, 5))
+            out[start : start + repeats * size] = np.tile(x[start : start + size], repeats)[: len(x) - start]
+        return out
+    raise ValueError(f"unknown effect {effect!r}")
+
+
 def render(
     score: Score, plan: ClipPlan, soundfont: bytes, rng: np.random.Generator
 ) -> np.ndarray:  # fmt: skip
@@ -76,10 +101,12 @@ def render(
         voice = _room(sing(score.vocal, plan.vocal, score.seconds, SAMPLE_RATE, rng), score.reverb, rng)
         level_db = rng.uniform(-4.0, 5.0) + (3.0 if plan.vocal in ("opera_female", "opera_male", "choir") else 0.0)
         music = music + voice * (music_rms / 0.1 * 10 ** (level_db / 20)) if music_rms > 1e-4 else music + voice
-    # EQ: a random tilt around 1.2 kHz and a random low cut, like different recordings and masterings.
+    music = _effect(music, plan.track.effect, rng)
+    # EQ: a random tilt around 1.2 kHz (soft playing sounds darker) and a random low cut, like different
+    # recordings and masterings.
     pole = np.exp(-2 * np.pi * 1200.0 / SAMPLE_RATE)
     low = signal.lfilter([1 - pole], [1, -pole], music)
-    music = low + np.exp(rng.normal(0.0, 0.35)) * (music - low)
+    music = low + np.exp(rng.normal(TILT[plan.track.dynamics], 0.35)) * (music - low)
     music = signal.sosfilt(signal.butter(1, rng.uniform(20.0, 150.0), "highpass", fs=SAMPLE_RATE, output="sos"), music)
     # Mastering: a soft clipper, driven harder on loud clips (denser, less dynamic) but used on others too.
     peak = float(np.max(np.abs(music))) + 1e-9

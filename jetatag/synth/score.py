@@ -28,8 +28,9 @@ VOCAL_RANGE = {
 }
 """Vocal kind -> MIDI pitch range of the sung line (choir: the soprano line; the singer adds the others)."""
 
+# General-MIDI percussion notes (channel 10).
 _KICK, _RIM, _SNARE, _CLAP, _HAT, _PEDAL, _OPEN, _CRASH, _RIDE = 36, 37, 38, 39, 42, 44, 46, 49, 51
-_TOM_LO, _TOM_HI, _BONGO_HI, _BONGO_LO, _CONGA_MUTE, _CONGA_HI, _CONGA_LO, _TAMB, _SHAKER = 45, 50, 60, 61, 62, 63, 64, 54, 70
+_BONGO_HI, _BONGO_LO, _CONGA_MUTE, _CONGA_HI, _CONGA_LO, _TAMB, _SHAKER = 60, 61, 62, 63, 64, 54, 70
 
 DRUM_STEPS: dict[str, dict[int, tuple[int, ...]]] = {
     "rock": {_KICK: (0, 8, 10), _SNARE: (4, 12), _HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
@@ -46,7 +47,7 @@ DRUM_STEPS: dict[str, dict[int, tuple[int, ...]]] = {
 """Drum pattern -> GM drum note -> steps (sixteenths) of a 4/4 bar where it plays."""
 
 _GHOSTS = {"breakbeat": (_SNARE, 0.15), "tabla": (_BONGO_HI, 0.25), "jazz": (_SNARE, 0.1), "hand": (_BONGO_HI, 0.15)}
-"""Drum pattern -> (note, probability per free step) of random ghost notes that make the groove less rigid."""
+"""Drum pattern -> (note, probability per sixteenth) of random ghost notes that make the groove less rigid."""
 
 VELOCITY_OFFSET = {"loud": 18, "normal": 0, "quiet": -32}
 

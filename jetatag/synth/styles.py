@@ -9,7 +9,7 @@ one MTAT track do); :func:`plan_clip` varies it per 29-s segment (a singer who r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,8 @@ PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
 DRUM_PATTERNS = ("rock", "metal", "pop", "techno", "breakbeat", "downtempo", "jazz", "country", "tabla", "hand")
 VOCALS = ("male", "female", "opera_female", "opera_male", "choir", "chant")
 DYNAMICS = ("loud", "normal", "quiet")
+EFFECTS = ("ringmod", "bitcrush", "stutter")
+"""Studio effects on the whole mix (see jetatag.synth.render): experimental and some electronic tracks."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Style:
     density: tuple[float, float]  # lead notes per beat
     reverb: tuple[int, int]  # CC91 reverb send range
     triple_meter: float = 0.0  # probability of 3 beats per bar
+    effects: Mapping[str, float] = field(default_factory=lambda: {"none": 1.0})  # EFFECTS entry or "none"
 
 
 def _p(role: str, instruments: Mapping[str, float], textures: Mapping[str, float]) -> PartSpec:
@@ -164,7 +167,7 @@ STYLES: dict[str, Style] = {
                 _p("bass", {"synth_bass": 1}, {"offbeat": 2, "pulse": 1}),
             ),
             {"techno": 5, "breakbeat": 1}, {"none": 0.93, "female": 0.07}, {"loud": 0.4, "normal": 0.55, "quiet": 0.05},
-            (1.0, 4.0), (20, 70),
+            (1.0, 4.0), (20, 70), effects={"none": 10, "stutter": 1},
         ),
         Style(
             "electronica", (85, 125), {"minor": 2, "dorian": 1, "major": 0.7}, "modal",
@@ -175,6 +178,7 @@ STYLES: dict[str, Style] = {
             ),
             {"breakbeat": 2, "downtempo": 1.5, "techno": 1}, {"none": 0.82, "female": 0.13, "male": 0.05},
             {"loud": 0.15, "normal": 0.7, "quiet": 0.15}, (0.75, 2.5), (30, 90),
+            effects={"none": 6, "bitcrush": 1, "stutter": 1},
         ),
         Style(
             "ambient", (50, 90), {"major": 1, "minor": 1, "dorian": 1, "pentatonic_major": 0.5}, "modal",
@@ -286,6 +290,7 @@ STYLES: dict[str, Style] = {
             ),
             {"none": 2, "breakbeat": 1, "hand": 1}, {"none": 0.82, "male": 0.1, "female": 0.08},
             {"loud": 0.25, "normal": 0.45, "quiet": 0.3}, (0.5, 4.0), (20, 127), 0.3,
+            effects={"ringmod": 1.5, "bitcrush": 1, "stutter": 1, "none": 0.5},
         ),
         Style(
             "electro_orchestral", (80, 135), {"minor": 2, "harmonic_minor": 1}, "functional",
@@ -361,6 +366,7 @@ class TrackPlan:
     density: float  # lead notes per beat
     reverb: int  # CC91 reverb send 0..127
     swing: float  # 0 = straight, up to 0.33 = triplet swing of off-beat eighths
+    effect: str  # EFFECTS entry or "none"
 
 
 @dataclass(frozen=True)
@@ -418,6 +424,7 @@ def plan_track(rng: np.random.Generator, style_name: str) -> TrackPlan:
         density=float(rng.uniform(*style.density)),
         reverb=int(rng.integers(style.reverb[0], style.reverb[1] + 1)),
         swing=float(rng.uniform(0.15, 0.33)) if style.name == "jazz" else float(rng.uniform(0.0, 0.08)),
+        effect=_choice(rng, style.effects),
     )
 
 
