@@ -81,14 +81,20 @@ def label_report(labels: np.ndarray, mtat: dict, title: str) -> None:
     tie = counts[ranked[49]] == counts[ranked[50]]
     print(f"\n== {title}: {len(labels)} clips ==")
     print(f"Spearman(top-50 frequencies, MTAT)          = {rho:.4f}   (target >= 0.9)")
-    print(f"labels top-50 == MTAT top-50                = {not missing and not extra}   "
-          f"(missing {missing}, extra {extra}, tie at 50th place: {bool(tie)})")  # fmt: skip
+    print(
+        f"labels top-50 == MTAT top-50                = {not missing and not extra}   "
+        f"(missing {missing}, extra {extra}, tie at 50th place: {bool(tie)})"
+    )
     print(f"Pearson(off-diagonal P(u|t), MTAT)          = {r_cond:.4f}   (target >= 0.7)")
     print(f"Pearson(off-diagonal C/sqrt(CtCu), MTAT)    = {r_sym:.4f}")
-    print(f"mean top-50 tags per clip                   = {mean:.3f}   (MTAT {real_mean:.3f}; "
-          f"ratio {mean / real_mean:.3f}, target within 0.8..1.2)")  # fmt: skip
-    print(f"clips with no top-50 tag                    = {np.mean(per_clip == 0):.3f}   "
-          f"(MTAT {hist[0] / hist.sum():.3f})")  # fmt: skip
+    print(
+        f"mean top-50 tags per clip                   = {mean:.3f}   (MTAT {real_mean:.3f}; "
+        f"ratio {mean / real_mean:.3f}, target within 0.8..1.2)"
+    )
+    print(
+        f"clips with no top-50 tag                    = {np.mean(per_clip == 0):.3f}   "
+        f"(MTAT {hist[0] / hist.sum():.3f})"
+    )
     print(f"top-50 tags per clip histogram 0..8         = {np.bincount(per_clip, minlength=9)[:9].tolist()}")
     freq = counts[cols] / len(labels)
     print("tag: synthetic frequency / MTAT frequency")
@@ -136,12 +142,16 @@ def probe(folder: Path, mtat_top50: list[str]) -> None:
         model = LogisticRegression(C=0.5, max_iter=3000).fit(xtr, y[train, j])
         aucs[tag] = float(roc_auc_score(y[~train, j], model.decision_function(xte)))
     values = np.array(list(aucs.values()))
-    print(f"\n== learnability probe: {keep.sum()} clips with a top-50 tag ({train.sum()} train folders 0-c, "
-          f"{(~train).sum()} test folders d-f), {len(values)} tags scorable ==")  # fmt: skip
+    print(
+        f"\n== learnability probe: {keep.sum()} clips with a top-50 tag ({train.sum()} train folders 0-c, "
+        f"{(~train).sum()} test folders d-f), {len(values)} tags scorable =="
+    )
     print(f"probe tags == MTAT top-50                   = {set(tags) == set(mtat_top50)}")
     print(f"macro ROC-AUC                               = {values.mean():.4f}   (target >= 0.80)")
-    print(f"tags with ROC-AUC >= 0.99                   = {int((values >= 0.99).sum())}   (target <= 5) "
-          f"{[t for t, a in aucs.items() if a >= 0.99]}")  # fmt: skip
+    print(
+        f"tags with ROC-AUC >= 0.99                   = {int((values >= 0.99).sum())}   (target <= 5) "
+        f"{[t for t, a in aucs.items() if a >= 0.99]}"
+    )
     print("per-tag ROC-AUC: " + ", ".join(f"{t} {a:.3f}" for t, a in sorted(aucs.items(), key=lambda kv: -kv[1])))
 
 
@@ -168,8 +178,9 @@ def main() -> None:
             folder = args.mirror or Path(tmp) / "mirror"
             if not (folder / "SHA256SUMS").is_file():
                 t0 = time.perf_counter()
-                write_mirror(folder, n_clips=args.audio_clips, clip_seconds=args.seconds, seed=args.seed,
-                             workers=args.workers)  # fmt: skip
+                write_mirror(
+                    folder, n_clips=args.audio_clips, clip_seconds=args.seconds, seed=args.seed, workers=args.workers
+                )
                 print(f"wrote {args.audio_clips} clips x {args.seconds} s in {time.perf_counter() - t0:.1f} s")
             label_report(read_annotations(folder / ANNOTATIONS).labels, mtat, f"written annotations of {folder}")
             probe(folder, mtat["top50_in_frequency_order"])

@@ -72,9 +72,16 @@ def targets(stats: dict, outside_scale: float) -> tuple[np.ndarray, list[int], n
 
 
 def fit(
-    x: np.ndarray, style: np.ndarray, count: np.ndarray, freq: np.ndarray, top: list[int], cond: np.ndarray,
-    counts: dict[str, float], steps: int, seed: int,
-) -> dict:  # fmt: skip
+    x: np.ndarray,
+    style: np.ndarray,
+    count: np.ndarray,
+    freq: np.ndarray,
+    top: list[int],
+    cond: np.ndarray,
+    counts: dict[str, float],
+    steps: int,
+    seed: int,
+) -> dict:
     """Adam on the calibration loss; returns the fitted tables and the achieved statistics."""
     torch.manual_seed(seed)
     n_tags, n_concepts, n_styles = len(TAGS_188), len(CONCEPTS), len(STYLE_NAMES)
@@ -112,8 +119,17 @@ def fit(
         mean = (wg * mean_ug).sum()
         var = (wg * ((pt * (1 - pt)).sum(-1) + mean_ug**2)).sum() - mean**2
         p0 = (wg * torch.exp(torch.log1p(-pt.clamp(max=1 - 1e-6)).sum(-1))).sum()
-        return {"rates": rates, "fp": fp, "marg": marg, "cond": co / marg[top_idx][:, None], "mean": mean,
-                "var": var, "p0": p0, "style": torch.softmax(style_raw, 0), "att": pi}  # fmt: skip
+        return {
+            "rates": rates,
+            "fp": fp,
+            "marg": marg,
+            "cond": co / marg[top_idx][:, None],
+            "mean": mean,
+            "var": var,
+            "p0": p0,
+            "style": torch.softmax(style_raw, 0),
+            "att": pi,
+        }
 
     weight_tag = torch.ones(n_tags)
     weight_tag[top_idx] = 4.0
@@ -184,8 +200,10 @@ def main() -> None:
     stats = json.loads(args.stats.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
     x, style, count = sample_concepts(args.per_style, args.seconds, args.seed)
-    print(f"{len(STYLE_NAMES)} styles x {args.per_style} clips -> {len(x)} unique concept vectors "
-          f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    print(
+        f"{len(STYLE_NAMES)} styles x {args.per_style} clips -> {len(x)} unique concept vectors "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     freq, top, cond, counts = targets(stats, args.outside_scale)
     result = fit(x, style, count, freq, top, cond, counts, args.steps, args.seed)
     marg = result["marg"]
@@ -195,7 +213,8 @@ def main() -> None:
     off = ~np.eye(len(top), dtype=bool)
     print("expected Pearson P(u|t) off-diagonal:", float(np.corrcoef(result["cond"][off], cond[off])[0, 1]))
     print(f"style weights: {dict(zip(STYLE_NAMES, np.round(result['style'], 3), strict=True))}")
-    write_module(args.out, result, f"{stats['source'][:60]}..., {args.per_style} clips per style, seed {args.seed}")
+    source = f"{args.stats.name} ({stats['n_clips']} MTAT clips); {args.per_style} clips per style, {args.steps} steps"
+    write_module(args.out, result, f"{source}, seed {args.seed}")
     print(f"wrote {args.out}")
 
 

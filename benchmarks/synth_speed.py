@@ -35,9 +35,15 @@ from jetatag.synth.voice import sing
 def step_profile(n: int, seconds: float) -> dict[str, float]:
     """Mean CPU milliseconds per clip of each generation step, over ``n`` clips in this process."""
     font = soundfont_bytes()
-    totals = {"design (plan, score, tags)": 0.0, "midi bytes": 0.0, "synthesiser 48 kHz": 0.0,
-              "resample to 16 kHz": 0.0, "singer (all clips)": 0.0, "render total (incl. mix)": 0.0,
-              "mp3 encode": 0.0}  # fmt: skip
+    totals = {
+        "design (plan, score, tags)": 0.0,
+        "midi bytes": 0.0,
+        "synthesiser 48 kHz": 0.0,
+        "resample to 16 kHz": 0.0,
+        "singer (all clips)": 0.0,
+        "render total (incl. mix)": 0.0,
+        "mp3 encode": 0.0,
+    }
     for i in range(n):
         t = time.process_time()
         design = design_clip(99, i, i, seconds)
@@ -76,8 +82,10 @@ def main() -> None:
         t0 = time.perf_counter()
         write_mirror(Path(tmp) / "m", n_clips=args.clips, clip_seconds=args.seconds, seed=0, workers=args.workers)
         wall = time.perf_counter() - t0
-        print(f"write_mirror: {args.clips} clips x {args.seconds} s, {args.workers} workers: {wall:.1f} s wall "
-              f"= {args.clips / wall:.2f} clips/s (target >= 20), load average after: {os.getloadavg()}")  # fmt: skip
+        print(
+            f"write_mirror: {args.clips} clips x {args.seconds} s, {args.workers} workers: {wall:.1f} s wall "
+            f"= {args.clips / wall:.2f} clips/s (target >= 20), load average after: {os.getloadavg()}"
+        )
         t0 = time.perf_counter()
         write_tiny_mirror(Path(tmp) / "tiny")
         print(f"tiny test mirror (16 clips x 3 s, 1 process): {time.perf_counter() - t0:.2f} s (target < 5)")

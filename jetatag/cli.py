@@ -180,7 +180,7 @@ def cmd_pipeline_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_pipeline_apply_profile(args: argparse.Namespace) -> None:
-    from jetatag.pipeline import apply_profile
+    from jetatag.profiles import apply_profile
 
     changed = apply_profile(args.profile, args.params_file)
     log.info("%s: %d values from %s: %s", args.params_file, len(changed), args.profile, ", ".join(changed) or "none")

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from jetatag.config import EXTRACTOR_IDS, VARIANTS, deep_merge
+from jetatag.config import EXTRACTOR_IDS, VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 """Repository root: every path below is relative to it (both front ends run from there)."""
@@ -385,69 +385,3 @@ def write_dvc_yaml(path: Path = ROOT / DVC_YAML, *, check: bool = False) -> None
 def all_commands(params: Sequence[str] = DVC_PARAMS) -> set[str]:
     """Every job's command, as both front ends print them (``dvc repro --dry``, ``snakemake -n -p``)."""
     return {s.job(wc, params) for s in STAGES for wc in s.instances()}
-
-
-# --- params profiles -----------------------------------------------------------------------------
-
-
-def apply_profile(profile: Path, params_file: Path) -> list[str]:
-    """Write the values of params overlay ``profile`` into ``params_file``, keeping its comments and order.
-
-    The merged result is validated before anything is written. Returns the dotted keys that changed.
-    """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-
-    from jetatag.config import ParamsError, load_params
-    from jetatag.io import atomic_open
-
-    overlay = yaml.safe_load(Path(profile).read_text(encoding="utf-8")) if Path(profile).is_file() else None
-    if not isinstance(overlay, Mapping):
-        raise ParamsError(f"{profile}: not a params profile (a YAML mapping of params sections)")
-    load_params([params_file, profile])  # validates the merged values, naming the file or key on error
-    rt = YAML()
-    rt.width = 120
-    rt.representer.add_representer(float, _represent_float)
-    doc = rt.load(Path(params_file).read_text(encoding="utf-8"))
-    changed: list[str] = []
-
-    def merge(dst: CommentedMap, src: Mapping[str, Any], prefix: str) -> None:
-        for key, value in src.items():
-            if isinstance(value, Mapping) and isinstance(dst.get(key), Mapping):
-                merge(dst[key], value, f"{prefix}{key}.")
-            elif dst.get(key) != value:
-                if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
-                    value = [_flow(v) for v in value]  # schedules stay one phase per line
-                dst[key] = value
-                changed.append(f"{prefix}{key}")
-
-    merge(doc, overlay, "")
-    with atomic_open(params_file, "w", encoding="utf-8") as handle:
-        rt.dump(doc, handle)
-    return changed
-
-
-def _represent_float(representer: Any, value: float) -> Any:
-    """Floats as YAML 1.1 readers (PyYAML, hence DVC and Snakemake) read them back: ``1.0e-05``, not ``1e-05``."""
-    text = repr(value)
-    mantissa, e, exponent = text.partition("e")
-    if e and "." not in mantissa:
-        text = f"{mantissa}.0e{exponent}"
-    return representer.represent_scalar("tag:yaml.org,2002:float", text)
-
-
-def _flow(mapping: Mapping[str, Any]) -> Any:
-    """``mapping`` as a YAML flow mapping (``{a: 1, b: 2}``)."""
-    from ruamel.yaml.comments import CommentedMap
-
-    flow = CommentedMap(mapping)
-    flow.fa.set_flow_style()
-    return flow
-
-
-def merged_params(paths: Sequence[Path | str]) -> dict[str, Any]:
-    """Plain merge of params files, later overriding earlier (what ``jetatag --params a --params b`` reads)."""
-    merged: dict[str, Any] = {}
-    for path in paths:
-        merged = deep_merge(merged, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
-    return merged

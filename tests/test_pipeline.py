@@ -24,6 +24,7 @@ import yaml
 
 from jetatag import config, pipeline
 from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, load_params, params_to_dict
+from jetatag.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -102,13 +103,11 @@ def test_schema_documents_every_param_with_its_default() -> None:
 @pytest.mark.parametrize("overlay", [None, *PROFILES])
 def test_params_and_profiles_validate(overlay: str | None) -> None:
     files = [ROOT / "params.yaml", *([ROOT / overlay] if overlay else [])]
-    merged = pipeline.merged_params(files)
-    jsonschema.validate(merged, _schema())
-    assert params_to_dict(load_params(files)) == params_to_dict(config.params_from_dict(merged))
+    jsonschema.validate(params_to_dict(load_params(files)), _schema())
 
 
 def test_schema_rejects_what_jetatag_rejects() -> None:
-    bad = pipeline.merged_params([ROOT / "params.yaml"])
+    bad = params_to_dict(load_params(ROOT / "params.yaml"))
     bad["model"]["pair_loss"] = "triplet"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, _schema())
@@ -119,14 +118,14 @@ def test_schema_rejects_what_jetatag_rejects() -> None:
 def test_apply_profile_writes_values_and_keeps_comments(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)
-    changed = pipeline.apply_profile(ROOT / "profiles/paper.yaml", params)
+    changed = apply_profile(ROOT / "profiles/paper.yaml", params)
     assert "data.source" in changed and "train.stage1_schedule" in changed
     expected = load_params([ROOT / "params.yaml", ROOT / "profiles/paper.yaml"])
     assert load_params(params) == expected
     text = params.read_text(encoding="utf-8")
     assert "# top-N most frequent tags (MTAT top-50)" in text  # comments survive
     assert "- {optimizer: sgd, lr: 1.0e-05, epochs: 100}" in text  # one phase per line
-    assert pipeline.apply_profile(ROOT / "profiles/paper.yaml", params) == []
+    assert apply_profile(ROOT / "profiles/paper.yaml", params) == []
 
 
 def test_apply_profile_rejects_a_bad_profile(tmp_path: Path) -> None:
@@ -134,7 +133,7 @@ def test_apply_profile_rejects_a_bad_profile(tmp_path: Path) -> None:
     shutil.copy(ROOT / "params.yaml", params)
     profile.write_text("model:\n  width: -1\n", encoding="utf-8")
     with pytest.raises(ParamsError, match="model.width"):
-        pipeline.apply_profile(profile, params)
+        apply_profile(profile, params)
     assert params.read_text(encoding="utf-8") == (ROOT / "params.yaml").read_text(encoding="utf-8")
 
 
@@ -210,7 +209,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if (ROOT / name).is_file() and name != "dvc.lock":
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
-    pipeline.apply_profile(dest / "profiles/tiny.yaml", dest / "params.yaml")
+    apply_profile(dest / "profiles/tiny.yaml", dest / "params.yaml")
     return dest
 
 
@@ -390,7 +389,7 @@ def snakemake_run(
     again = _run(["snakemake", "-n"], snakemake_start.path)
     ws2 = _workspace(checkout, tmp_path_factory.mktemp("smk2"))
     cached = _run(
-        ["snakemake", "--cores", "2", "--cache", "segment"], ws2, SNAKEMAKE_OUTPUT_CACHE=str(snakemake_start.cache)
+        ["snakemake", "segment", "--cores", "2", "--cache"], ws2, SNAKEMAKE_OUTPUT_CACHE=str(snakemake_start.cache)
     )
     return SnakemakeRun(snakemake_start.path, run, again, ws2, cached)
 
@@ -416,3 +415,4 @@ def test_snakemake_cache_restores_identical_data(snakemake_run: SnakemakeRun, dv
             # download stage's own bookkeeping (it records the mtimes of the files it verified)
             differing = _differing(ws / out.path, dvc_run.path / out.path)
             assert [f for f in differing if f != "downloads/verified.json"] == [], out.path
+    assert "from cache" in snakemake_run.cached_run

@@ -18,9 +18,18 @@ from scipy import stats
 
 from jetatag.config import params_from_dict
 from jetatag.data.mtat import (
-    ANNOTATIONS, CLIP_INFO, CLIP_INFO_COLUMNS, FOLDERS, SHA256SUMS, SPLIT_OF_FOLDER, TAGS_188, ZIP_PIECES,
-    parse_sha256sums, read_annotations, sha256_file,
-)  # fmt: skip
+    ANNOTATIONS,
+    CLIP_INFO,
+    CLIP_INFO_COLUMNS,
+    FOLDERS,
+    SHA256SUMS,
+    SPLIT_OF_FOLDER,
+    TAGS_188,
+    ZIP_PIECES,
+    parse_sha256sums,
+    read_annotations,
+    sha256_file,
+)
 from jetatag.errors import StageError
 from jetatag.synth.catalog import build_catalog
 from jetatag.synth.clip import design_clip, render_clip
@@ -50,7 +59,9 @@ def _zip_members(folder: Path) -> dict[str, bytes]:
 
 
 def _decoded(folder: Path) -> dict[str, np.ndarray]:
-    return {n: sf.read(io.BytesIO(b), dtype="float32")[0] for n, b in _zip_members(folder).items() if n.endswith(".mp3")}
+    return {
+        n: sf.read(io.BytesIO(b), dtype="float32")[0] for n, b in _zip_members(folder).items() if n.endswith(".mp3")
+    }
 
 
 # --- files and formats ----------------------------------------------------------------------------------

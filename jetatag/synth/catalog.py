@@ -102,8 +102,17 @@ def build_catalog(n_clips: int, seed: int) -> list[ClipSpec]:
         name = f"{slug(artist)}-{slug(album)}-{number:02d}-{slug(title)}-{start}-{end}.mp3"
         specs.append(
             ClipSpec(
-                index=i, clip_id=int(clip_ids[i]), track=track, folder=folder, artist=artist, album=album,
-                title=title, track_number=number, segment_start=start, segment_end=end, mp3_path=f"{folder}/{name}",
-            )  # fmt: skip
+                index=i,
+                clip_id=int(clip_ids[i]),
+                track=track,
+                folder=folder,
+                artist=artist,
+                album=album,
+                title=title,
+                track_number=number,
+                segment_start=start,
+                segment_end=end,
+                mp3_path=f"{folder}/{name}",
+            )
         )
     return specs

@@ -58,7 +58,12 @@ def encode_mp3(audio: np.ndarray) -> bytes:
     """MP3 bytes (16 kHz mono, 32 kbps CBR, written by soundfile/libsndfile) of float audio in [-1, 1]."""
     buffer = io.BytesIO()
     sf.write(
-        buffer, audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III",
-        bitrate_mode="CONSTANT", compression_level=MP3_COMPRESSION,
-    )  # fmt: skip
+        buffer,
+        audio,
+        SAMPLE_RATE,
+        format="MP3",
+        subtype="MPEG_LAYER_III",
+        bitrate_mode="CONSTANT",
+        compression_level=MP3_COMPRESSION,
+    )
     return buffer.getvalue()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from jetatag.data.mtat import TAGS_188
-from jetatag.synth.instruments import INSTRUMENTS, INSTRUMENT_FACTS
+from jetatag.synth.instruments import INSTRUMENT_FACTS, INSTRUMENTS
 from jetatag.synth.score import Score, onset_rate
 from jetatag.synth.styles import STYLE_NAMES, VOCALS, ClipPlan
 

@@ -23,8 +23,14 @@ import numpy as np
 from tqdm import tqdm
 
 from jetatag.data.mtat import (
-    ANNOTATIONS, CLIP_INFO, TAGS_188, ZIP_PIECES, write_annotations, write_clip_info, write_sha256sums,
-)  # fmt: skip
+    ANNOTATIONS,
+    CLIP_INFO,
+    TAGS_188,
+    ZIP_PIECES,
+    write_annotations,
+    write_clip_info,
+    write_sha256sums,
+)
 from jetatag.errors import StageError
 from jetatag.synth.catalog import ClipSpec, build_catalog, slug
 from jetatag.synth.clip import design_clip, encode_mp3, render_clip
@@ -82,7 +88,9 @@ def _write_zip(path: Path, specs: Sequence[ClipSpec], seconds: float, seed: int,
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         folder = None
         results = _generate(jobs, workers)
-        for spec, (clip_tags, mp3) in tqdm(zip(order, results, strict=True), total=len(order), desc="synth", unit="clip"):
+        for spec, (clip_tags, mp3) in tqdm(
+            zip(order, results, strict=True), total=len(order), desc="synth", unit="clip"
+        ):
             if spec.folder != folder:
                 folder = spec.folder
                 archive.writestr(_zip_info(f"{folder}/"), b"")
@@ -108,10 +116,20 @@ def _clip_info_rows(specs: Sequence[ClipSpec]) -> list[tuple[object, ...]]:
     rows = []
     for s in specs:
         url = CLIP_URL.format(album=slug(s.album))
-        rows.append((
-            s.clip_id, s.track_number, s.title, s.artist, s.album, url,
-            s.segment_start, s.segment_end, url + s.mp3_path.split("/", 1)[1], s.mp3_path,
-        ))  # fmt: skip
+        rows.append(
+            (
+                s.clip_id,
+                s.track_number,
+                s.title,
+                s.artist,
+                s.album,
+                url,
+                s.segment_start,
+                s.segment_end,
+                url + s.mp3_path.split("/", 1)[1],
+                s.mp3_path,
+            )
+        )
     return rows
 
 

@@ -88,9 +88,7 @@ def _effect(x: np.ndarray, effect: str, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"unknown effect {effect!r}")
 
 
-def render(
-    score: Score, plan: ClipPlan, soundfont: bytes, rng: np.random.Generator
-) -> np.ndarray:  # fmt: skip
+def render(score: Score, plan: ClipPlan, soundfont: bytes, rng: np.random.Generator) -> np.ndarray:
     """Render and mix one clip: float32 mono at :data:`SAMPLE_RATE`, ``round(score.seconds * 16000)`` samples."""
     n = int(round(score.seconds * SAMPLE_RATE))
     gains = np.array([ROLE_GAIN[t.role] for t in score.tracks]) * np.exp(rng.normal(0.0, 0.25, len(score.tracks)))

@@ -222,9 +222,16 @@ def _bass(grid: _Grid, part: PartPlan, base_vel: float, rng: np.random.Generator
 
 
 def _melody(
-    grid: _Grid, low: int, high: int, density: float, sustained: bool, base_vel: float, atonal: bool,
-    rng: np.random.Generator, phrase_rest: float = 0.3,
-) -> list[tuple]:  # fmt: skip
+    grid: _Grid,
+    low: int,
+    high: int,
+    density: float,
+    sustained: bool,
+    base_vel: float,
+    atonal: bool,
+    rng: np.random.Generator,
+    phrase_rest: float = 0.3,
+) -> list[tuple]:
     """A melodic line: scale random walk in [low, high], ~``density`` notes per beat, phrases with rests."""
     notes: list[tuple] = []
     n = len(grid.scale)
