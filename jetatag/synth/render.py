@@ -97,7 +97,7 @@ def render(score: Score, plan: ClipPlan, soundfont: bytes, rng: np.random.Genera
     music_rms = float(np.sqrt(np.mean(music**2))) + 1e-6
     if plan.vocal != "none" and len(score.vocal):
         voice = _room(sing(score.vocal, plan.vocal, score.seconds, SAMPLE_RATE, rng), score.reverb, rng)
-        level_db = rng.uniform(-4.0, 5.0) + (3.0 if plan.vocal in ("opera_female", "opera_male", "choir") else 0.0)
+        level_db = rng.uniform(-2.0, 6.0) + (3.0 if plan.vocal in ("opera_female", "opera_male", "choir") else 0.0)
         music = music + voice * (music_rms / 0.1 * 10 ** (level_db / 20)) if music_rms > 1e-4 else music + voice
     music = _effect(music, plan.track.effect, rng)
     # EQ: a random tilt around 1.2 kHz (soft playing sounds darker) and a random low cut, like different

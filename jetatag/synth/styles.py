@@ -683,7 +683,8 @@ def plan_clip(rng: np.random.Generator, track: TrackPlan) -> ClipPlan:
     vocal = (
         track.vocal if track.vocal == "none" or track.style in ("opera", "choral") or rng.random() < 0.85 else "none"
     )
-    drums = track.drums if track.drums == "none" or rng.random() < 0.92 else "none"
+    keep_drums = 0.5 if track.dynamics == "quiet" else 0.92  # quiet passages often play without drums
+    drums = track.drums if track.drums == "none" or rng.random() < keep_drums else "none"
     parts = tuple(p for p in track.parts if p.role in ("lead", "harmony") or rng.random() < 0.9)
     if not any(p.role in ("lead", "harmony") for p in parts) and vocal == "none":
         parts = track.parts

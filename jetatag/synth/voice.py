@@ -126,9 +126,9 @@ def sing(notes: np.ndarray, kind_name: str, seconds: float, sr: int, rng: np.ran
     for interval in kind.intervals[1 : kind.voices]:
         wobble = depth * 0.3 * np.sin(2 * np.pi * rng.uniform(4.0, 6.5) * tc + rng.uniform(0, 2 * np.pi))
         source += 0.8 * _glottal_pulses(np.interp(t, tc, midi_c + interval + rng.normal(0.0, 0.12) + wobble), sr, rng)
-    # Glottal tilt (two one-pole low-passes in one filter), breath noise, loudness envelope.
-    tilt = np.exp(-2 * np.pi * 700.0 / sr)
-    source = signal.lfilter([(1 - tilt) ** 2], [1, -2 * tilt, tilt**2], source)
+    # Spectral tilt of glottal flow plus lip radiation (-6 dB/octave above ~300 Hz), breath noise, loudness.
+    tilt = np.exp(-2 * np.pi * 300.0 / sr)
+    source = signal.lfilter([1 - tilt], [1, -tilt], source)
     source = source / (np.std(source[inside]) + 1e-9) + kind.breath * rng.standard_normal(n, dtype=np.float32)
     source *= amp
     note_of_sample = np.clip(np.searchsorted(notes[:, 0], t, side="right") - 1, 0, len(notes) - 1)
