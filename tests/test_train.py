@@ -24,7 +24,7 @@ from jetatag.config import Params, Phase, params_from_dict, params_to_dict
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS
-from jetatag.models.tagger import load_tagger
+from jetatag.models.tagger import load_joint, load_tagger, save_joint
 from jetatag.train import loop
 from jetatag.train.device import resolve_device
 from jetatag.train.resume import (
@@ -36,7 +36,7 @@ from jetatag.train.resume import (
     save_resume,
 )
 from jetatag.train.schedule import make_optimizer, param_groups, phase_index, total_epochs
-from jetatag.train.stage1 import load_stage1, run_stage1, save_stage1
+from jetatag.train.stage1 import run_stage1
 from jetatag.train.stage2 import run_stage2
 from jetatag.train.validation import macro_roc_auc
 
@@ -124,7 +124,7 @@ def trained(audio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_stages_write_loadable_self_describing_checkpoints(trained: Path, audio: Path) -> None:
     params = tiny_params()
     tags = TrainCrops(audio, crop_samples=16000, seed=0).tags
-    joint, meta1 = load_stage1(trained / "je/stage1.pt")
+    joint, meta1 = load_joint(trained / "je/stage1.pt")
     assert (meta1.extractor, meta1.variant, meta1.tags, meta1.crop_samples) == ("hcnn", "je", tags, 16000)
     for variant in ("je", "noje"):
         tagger, meta = load_tagger(trained / f"{variant}/model.pt")
@@ -141,7 +141,7 @@ def test_stages_write_loadable_self_describing_checkpoints(trained: Path, audio:
 
 
 def test_stage2_je_leaves_every_extractor_weight_and_statistic_unchanged(trained: Path) -> None:
-    joint, _ = load_stage1(trained / "je/stage1.pt")
+    joint, _ = load_joint(trained / "je/stage1.pt")
     je, _ = load_tagger(trained / "je/model.pt")
     before, after = state(joint.extractor), state(je.extractor)
     assert any("running_mean" in key for key in before)  # BN statistics are part of the comparison
@@ -376,11 +376,11 @@ def test_stage1_checkpoint_errors_name_the_file(trained: Path, audio: Path, tmp_
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(StageError, match="bad.pt: not a jetatag stage-1 checkpoint"):
-        load_stage1(bad)
-    joint, meta = load_stage1(trained / "je/stage1.pt")
-    save_stage1(bad, joint, meta=dataclasses.replace(meta, format_version=99))
-    with pytest.raises(StageError, match="bad.pt: stage-1 format version 99"):
-        load_stage1(bad)
+        load_joint(bad)
+    joint, meta = load_joint(trained / "je/stage1.pt")
+    save_joint(bad, joint, meta=dataclasses.replace(meta, format_version=99))
+    with pytest.raises(StageError, match="bad.pt: stage-1 checkpoint format version 99"):
+        load_joint(bad)
     with pytest.raises(StageError, match=r"stage1.pt: stage-1 checkpoint does not match this run: model.width"):
         run_stage2(
             params_from_dict(params_to_dict(tiny_params()) | {"model": {"width": 0.0625, "hcnn_crop_samples": 16000}}),

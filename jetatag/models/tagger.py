@@ -1,4 +1,4 @@
-"""Whole models — the stage-1 joint embedding and the stage-2 tagger — and self-describing tagger checkpoints.
+"""Whole models — the stage-1 joint embedding and the stage-2 tagger — and their self-describing checkpoints.
 
 A tagger checkpoint carries everything needed to rebuild the model without params.yaml: the
 extractor id, the model params, the tag names, the sample rate and crop length, and a format version.
@@ -20,7 +20,9 @@ from jetatag.io import atomic_path
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor
 from jetatag.models.heads import Classifier, ProjectionHead, TagDecoder, TagEncoder
 
-CHECKPOINT_FORMAT = "jetatag-tagger"
+TAGGER_FORMAT = "jetatag-tagger"
+JOINT_FORMAT = "jetatag-stage1"
+_KIND = {TAGGER_FORMAT: "tagger", JOINT_FORMAT: "stage-1"}
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
@@ -159,14 +161,7 @@ def save_tagger(path: Path | str, tagger: Tagger, *, meta: TaggerMeta) -> None:
     """Write ``tagger`` and ``meta`` to ``path`` atomically (a torch file of tensors and plain data only)."""
     if len(meta.tags) != tagger.classifier.out.out_features:
         raise ValueError(f"meta has {len(meta.tags)} tags but the classifier has {tagger.classifier.out.out_features}")
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT,
-        "meta": dataclasses.asdict(meta),
-        "joint_heads": tagger.projection is not None,
-        "state_dict": tagger.state_dict(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    _save(path, TAGGER_FORMAT, tagger, meta, joint_heads=tagger.projection is not None)
 
 
 def load_tagger(path: Path | str, map_location: str | torch.device = "cpu") -> tuple[Tagger, TaggerMeta]:
@@ -175,30 +170,7 @@ def load_tagger(path: Path | str, map_location: str | torch.device = "cpu") -> t
     Raises :class:`StageError` naming ``path`` when the file is missing, is not a jetatag tagger
     checkpoint, has an unknown format version, or does not match the model it describes.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise StageError(f"{path}: tagger checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for foreign files (pickle, zip, EOF, ...)
-        raise StageError(f"{path}: not a jetatag tagger checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise StageError(f"{path}: not a jetatag tagger checkpoint (no '{CHECKPOINT_FORMAT}' format marker)")
-    try:
-        meta = TaggerMeta(**checkpoint["meta"])
-    except (KeyError, TypeError) as err:
-        raise StageError(f"{path}: tagger checkpoint has malformed meta data: {err}") from err
-    if meta.format_version not in SUPPORTED_VERSIONS:
-        raise StageError(
-            f"{path}: tagger checkpoint format version {meta.format_version!r} is not supported "
-            f"(this jetatag reads {', '.join(map(str, SUPPORTED_VERSIONS))}); re-run stage 2 to rebuild it"
-        )
-    if meta.extractor not in EXTRACTORS:
-        raise StageError(f"{path}: unknown extractor {meta.extractor!r} (known: {', '.join(EXTRACTORS)})")
-    try:
-        model = meta.model_params()
-    except (TypeError, ParamsError) as err:
-        raise StageError(f"{path}: tagger checkpoint has invalid model params: {err}") from err
+    checkpoint, meta, model = _load(path, TAGGER_FORMAT, map_location)
     tagger = build_tagger(
         meta.extractor,
         model,
@@ -206,8 +178,63 @@ def load_tagger(path: Path | str, map_location: str | torch.device = "cpu") -> t
         sample_rate=meta.sample_rate,
         joint_heads=bool(checkpoint.get("joint_heads")),
     )
+    _load_weights(path, tagger, checkpoint, meta)
+    return tagger.to(map_location).eval(), meta
+
+
+def save_joint(path: Path | str, model: JointEmbedding, *, meta: TaggerMeta) -> None:
+    """Write the stage-1 :class:`JointEmbedding` and its meta to ``path`` atomically."""
+    _save(path, JOINT_FORMAT, model, meta)
+
+
+def load_joint(path: Path | str, map_location: str | torch.device = "cpu") -> tuple[JointEmbedding, TaggerMeta]:
+    """Rebuild the stage-1 model from its checkpoint alone; :class:`StageError` naming ``path`` when it cannot."""
+    checkpoint, meta, model_params = _load(path, JOINT_FORMAT, map_location)
+    model = build_joint_embedding(meta.extractor, model_params, n_tags=len(meta.tags), sample_rate=meta.sample_rate)
+    _load_weights(path, model, checkpoint, meta)
+    return model.to(map_location), meta
+
+
+def _save(path: Path | str, fmt: str, module: nn.Module, meta: TaggerMeta, **extra: Any) -> None:
+    checkpoint = {"format": fmt, "meta": dataclasses.asdict(meta), **extra, "state_dict": module.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def _load(
+    path: Path | str, fmt: str, map_location: str | torch.device
+) -> tuple[dict[str, Any], TaggerMeta, ModelParams]:
+    """Read a checkpoint of format ``fmt`` and check its marker, meta, version, extractor and model params."""
+    path = Path(path)
+    what = _KIND[fmt]
+    if not path.is_file():
+        raise StageError(f"{path}: {what} checkpoint not found")
     try:
-        tagger.load_state_dict(checkpoint["state_dict"])
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for foreign files (pickle, zip, EOF, ...)
+        raise StageError(f"{path}: not a jetatag {what} checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != fmt:
+        raise StageError(f"{path}: not a jetatag {what} checkpoint (no '{fmt}' format marker)")
+    try:
+        meta = TaggerMeta(**checkpoint["meta"])
+    except (KeyError, TypeError) as err:
+        raise StageError(f"{path}: {what} checkpoint has malformed meta data: {err}") from err
+    if meta.format_version not in SUPPORTED_VERSIONS:
+        raise StageError(
+            f"{path}: {what} checkpoint format version {meta.format_version!r} is not supported "
+            f"(this jetatag reads {', '.join(map(str, SUPPORTED_VERSIONS))}); re-run the stage that wrote it"
+        )
+    if meta.extractor not in EXTRACTORS:
+        raise StageError(f"{path}: unknown extractor {meta.extractor!r} (known: {', '.join(EXTRACTORS)})")
+    try:
+        model = meta.model_params()
+    except (TypeError, ParamsError) as err:
+        raise StageError(f"{path}: {what} checkpoint has invalid model params: {err}") from err
+    return checkpoint, meta, model
+
+
+def _load_weights(path: Path | str, module: nn.Module, checkpoint: dict[str, Any], meta: TaggerMeta) -> None:
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
     except (KeyError, RuntimeError) as err:
         raise StageError(f"{path}: weights do not match the {meta.extractor} model they describe: {err}") from err
-    return tagger.to(map_location).eval(), meta

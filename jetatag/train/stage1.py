@@ -15,22 +15,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from jetatag.config import ModelParams, Params, ParamsError
+from jetatag.config import ModelParams, Params
 from jetatag.data.dataset import EvalCrops, TrainCrops
-from jetatag.errors import StageError
-from jetatag.io import atomic_path
-from jetatag.models import EXTRACTORS
 from jetatag.models.losses import pair_loss, reconstruction_loss
-from jetatag.models.tagger import JointEmbedding, TaggerMeta, build_joint_embedding
+from jetatag.models.tagger import JointEmbedding, TaggerMeta, build_joint_embedding, save_joint
 from jetatag.train.device import autocast, resolve_device
 from jetatag.train.loop import Losses, Task, fit, make_loader
 from jetatag.train.resume import run_fingerprint
 from jetatag.train.validation import crop_batches
 
 log = logging.getLogger(__name__)
-
-STAGE1_FORMAT = "jetatag-stage1"
-STAGE1_FORMAT_VERSION = 1
 
 
 def joint_losses(out: dict[str, torch.Tensor], tags: torch.Tensor, model: ModelParams) -> Losses:
@@ -63,43 +57,6 @@ def validate_joint(
     return {key: total / count for key, total in sums.items()}
 
 
-def save_stage1(path: Path, model: JointEmbedding, *, meta: TaggerMeta) -> None:
-    """Write the stage-1 model and its meta to ``path`` atomically (tensors and plain data only)."""
-    checkpoint = {"format": STAGE1_FORMAT, "meta": dataclasses.asdict(meta), "state_dict": model.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-
-
-def load_stage1(path: Path, map_location: str | torch.device = "cpu") -> tuple[JointEmbedding, TaggerMeta]:
-    """Rebuild the stage-1 model from its checkpoint alone; StageError naming ``path`` when it cannot."""
-    if not path.is_file():
-        raise StageError(f"{path}: stage-1 checkpoint not found; run `jetatag stage1` first")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for foreign files (pickle, zip, EOF, ...)
-        raise StageError(f"{path}: not a jetatag stage-1 checkpoint (torch.load: {type(err).__name__})") from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != STAGE1_FORMAT:
-        raise StageError(f"{path}: not a jetatag stage-1 checkpoint (no '{STAGE1_FORMAT}' format marker)")
-    try:
-        meta = TaggerMeta(**checkpoint["meta"])
-        model_params = meta.model_params()
-    except (KeyError, TypeError, ParamsError) as err:
-        raise StageError(f"{path}: stage-1 checkpoint has malformed meta data: {err}") from err
-    if meta.format_version != STAGE1_FORMAT_VERSION:
-        raise StageError(
-            f"{path}: stage-1 format version {meta.format_version!r} is not supported "
-            f"(this jetatag reads {STAGE1_FORMAT_VERSION}); re-run stage1"
-        )
-    if meta.extractor not in EXTRACTORS:
-        raise StageError(f"{path}: unknown extractor {meta.extractor!r} (known: {', '.join(EXTRACTORS)})")
-    model = build_joint_embedding(meta.extractor, model_params, n_tags=len(meta.tags), sample_rate=meta.sample_rate)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except (KeyError, RuntimeError) as err:
-        raise StageError(f"{path}: weights do not match the {meta.extractor} model they describe: {err}") from err
-    return model.to(map_location), meta
-
-
 def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Path, live_dir: Path) -> None:
     """Train stage 1 for ``extractor`` on ``audio_dir``; write checkpoint ``out_path`` and metrics to ``live_dir``."""
     audio_dir, out_path, live_dir = Path(audio_dir), Path(out_path), Path(live_dir)
@@ -127,7 +84,6 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
         sample_rate=train_set.sample_rate,
         crop_samples=crop,
         model=dataclasses.asdict(params.model),
-        format_version=STAGE1_FORMAT_VERSION,
     )
     log.info("stage1 %s: crop %d samples, %d valid clips of %s", extractor, crop, len(valid_set), audio_dir)
     fit(
@@ -138,6 +94,6 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
         device=device,
         fingerprint=run_fingerprint("stage1", params, extractor=extractor, audio_dir=audio_dir),
         out_path=out_path,
-        save=lambda path: save_stage1(path, model.cpu(), meta=meta),
+        save=lambda path: save_joint(path, model.cpu(), meta=meta),
         live_dir=live_dir,
     )

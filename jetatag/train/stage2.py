@@ -22,11 +22,10 @@ from jetatag.errors import StageError
 from jetatag.models import H_DIM
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss
-from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, save_tagger
+from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, load_joint, save_tagger
 from jetatag.train.device import autocast, resolve_device
 from jetatag.train.loop import Task, fit, make_loader
 from jetatag.train.resume import run_fingerprint
-from jetatag.train.stage1 import load_stage1
 from jetatag.train.validation import crop_batches, macro_roc_auc
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def validate_tagger(model: Tagger, loader: DataLoader, device: torch.device) -> 
 
 def _je_tagger(stage1_path: Path, *, extractor: str, params: Params, tags: list[str], sample_rate: int) -> Tagger:
     """Classifier on the frozen stage-1 model of ``stage1_path``, after checking it matches this run."""
-    joint, meta = load_stage1(stage1_path)
+    joint, meta = load_joint(stage1_path)
     current = dataclasses.asdict(params.model)
     mismatch = [
         f"model.{key}={meta.model.get(key)!r} (params: {value!r})"
