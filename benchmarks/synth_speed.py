@@ -28,7 +28,7 @@ import soxr
 from jetatag.synth.clip import design_clip, encode_mp3, render_clip
 from jetatag.synth.mirror import write_mirror, write_tiny_mirror
 from jetatag.synth.render import soundfont_bytes
-from jetatag.synth.score import midi_bytes
+from jetatag.synth.score import Score, Track, midi_bytes
 from jetatag.synth.voice import sing
 
 
@@ -70,6 +70,17 @@ def step_profile(n: int, seconds: float) -> dict[str, float]:
     return {k: 1000 * v / n for k, v in totals.items()}
 
 
+def synth_floor_ms(seconds: float, repeats: int = 10) -> float:
+    """CPU milliseconds midirenderer needs for ``seconds`` of one short note: the cost before any music."""
+    note = Track("piano", "lead", np.array([[0.0, 0.2, 60.0, 80.0]]))
+    midi = midi_bytes(Score(seconds, 40, (note,), np.zeros((0, 4)), np.zeros((0, 4))), np.array([0.7]), 0.7)
+    font = soundfont_bytes()
+    t = time.process_time()
+    for _ in range(repeats):
+        midirenderer.render_wave_from(font, midi)
+    return 1000 * (time.process_time() - t) / repeats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=400)
@@ -94,6 +105,7 @@ def main() -> None:
     for name, ms in profile.items():
         print(f"  {name:28s} {ms:7.1f}")
     per_clip = profile["design (plan, score, tags)"] + profile["render total (incl. mix)"] + profile["mp3 encode"]
+    print(f"  {'synthesiser floor (1 note)':28s} {synth_floor_ms(args.seconds):7.1f}  (fixed cost of 48 kHz rendering)")
     print(f"  {'total per clip':28s} {per_clip:7.1f}  -> at most {2000 / per_clip:.1f} clips/s on 2 idle cores")
 
 

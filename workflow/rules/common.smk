@@ -11,16 +11,16 @@ from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, params_from_dic
 
 # --- config: params.yaml and any --configfile overlays, checked by the schema and by jetatag itself --
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=False)
-try:
-    PARAMS = params_to_dict(params_from_dict(config))
-except ParamsError as err:
-    raise WorkflowError(f"config: {err}") from err
 if workflow.config_settings.config:
     raise WorkflowError(
         "--config values would not reach the stage commands: "
         "put them in a YAML file and pass it with --configfile"
     )
+validate(config, schema="../schemas/config.schema.yaml", set_default=False)
+try:
+    PARAMS = params_to_dict(params_from_dict(config))
+except ParamsError as err:
+    raise WorkflowError(f"config: {err}") from err
 
 # The commands read the same files Snakemake merged into `config`, in the same order.
 PARAMS_FILES = ["params.yaml"] + [
