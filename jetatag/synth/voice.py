@@ -3,7 +3,8 @@
 Source-filter model: a glottal impulse train on the sung pitch contour (portamento, vibrato, slow pitch
 drift), low-passed for the glottal spectral tilt, plus breath noise; then a cascade of formant resonators
 per vowel (Klatt-style two-pole sections), one vowel per sung note; short noise bursts for consonants.
-A choir is several such sources (detuned, doubled at harmony intervals) through one shared vowel filter; opera adds wide vibrato and the singer's formant near 3 kHz.
+A choir is several such sources (detuned, doubled at harmony intervals) through one shared vowel filter;
+opera adds wide vibrato and the singer's formant near 3 kHz.
 """
 
 from __future__ import annotations
