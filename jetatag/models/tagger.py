@@ -36,8 +36,8 @@ class TaggerMeta:
     tags: list[str]  # tag names in the order of the classifier's outputs
     sample_rate: int  # Hz of the audio the model expects
     crop_samples: int  # input length the model was trained on
-    peak_normalize: bool = True  # whether training audio was scaled to x / max|x| (inference must match)
     model: dict[str, Any] = field(default_factory=dict)  # ModelParams as a plain dict
+    peak_normalize: bool = True  # whether training audio was scaled to x / max|x| (inference must match)
     format_version: int = FORMAT_VERSION
 
     def model_params(self) -> ModelParams:
