@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from jetatag.config import Phase, TrainParams
-from jetatag.data.dataset import TrainCrops
+from jetatag.config import Params, Phase, TrainParams
+from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
 from jetatag.train.device import autocast, pin_memory, to_device
 from jetatag.train.resume import ResumeState, clear_resume, load_resume, resume_path, save_resume
@@ -44,6 +44,17 @@ class Task:
     model: nn.Module  # all state that is checkpointed; parameters with requires_grad are optimised
     losses: Callable[[torch.Tensor, torch.Tensor], Losses]  # (wave (B, L), tags (B, n_tags)) on device → terms
     validate: Callable[[], dict[str, float]]  # metrics on the valid split, called with the model in eval mode
+
+
+def crop_data(
+    params: Params, extractor: str, audio_dir: Path, device: torch.device
+) -> tuple[TrainCrops, EvalCrops, DataLoader]:
+    """Training crops and the validation loader at ``extractor``'s crop length (both stages train on these)."""
+    train = params.train
+    crop = params.model.crop_samples(extractor)
+    train_set = TrainCrops(audio_dir, split="train", crop_samples=crop, seed=train.seed)
+    valid_set = EvalCrops(audio_dir, split="valid", crop_samples=crop, n_crops=train.valid_crops)
+    return train_set, valid_set, make_loader(valid_set, batch_size=train.batch_size, train=train, device=device)
 
 
 def make_loader(

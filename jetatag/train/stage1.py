@@ -16,11 +16,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from jetatag.config import ModelParams, Params
-from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.models.losses import pair_loss, reconstruction_loss
 from jetatag.models.tagger import JointEmbedding, TaggerMeta, build_joint_embedding, save_joint
 from jetatag.train.device import autocast, resolve_device
-from jetatag.train.loop import Losses, Task, fit, make_loader
+from jetatag.train.loop import Losses, Task, crop_data, fit
 from jetatag.train.resume import run_fingerprint
 from jetatag.train.validation import crop_batches
 
@@ -62,10 +61,8 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
     audio_dir, out_path, live_dir = Path(audio_dir), Path(out_path), Path(live_dir)
     train = params.train
     device = resolve_device(train.device)
-    crop = params.model.crop_samples(extractor)
-    train_set = TrainCrops(audio_dir, split="train", crop_samples=crop, seed=train.seed)
-    valid_set = EvalCrops(audio_dir, split="valid", crop_samples=crop, n_crops=train.valid_crops)
-    valid_loader = make_loader(valid_set, batch_size=train.batch_size, train=train, device=device)
+    train_set, valid_set, valid_loader = crop_data(params, extractor, audio_dir, device)
+    crop = train_set.crop_samples
 
     torch.manual_seed(train.seed)
     model = build_joint_embedding(

@@ -17,14 +17,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from jetatag.config import Params
-from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
 from jetatag.models import H_DIM
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss
 from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, load_joint, save_tagger
 from jetatag.train.device import autocast, resolve_device
-from jetatag.train.loop import Task, fit, make_loader
+from jetatag.train.loop import Task, crop_data, fit
 from jetatag.train.resume import run_fingerprint
 from jetatag.train.validation import crop_batches, macro_roc_auc
 
@@ -94,10 +93,8 @@ def run_stage2(
         stage1_path = None
     train = params.train
     device = resolve_device(train.device)
-    crop = params.model.crop_samples(extractor)
-    train_set = TrainCrops(audio_dir, split="train", crop_samples=crop, seed=train.seed)
-    valid_set = EvalCrops(audio_dir, split="valid", crop_samples=crop, n_crops=train.valid_crops)
-    valid_loader = make_loader(valid_set, batch_size=train.batch_size, train=train, device=device)
+    train_set, valid_set, valid_loader = crop_data(params, extractor, audio_dir, device)
+    crop = train_set.crop_samples
     tags = list(train_set.tags)
 
     torch.manual_seed(train.seed)
