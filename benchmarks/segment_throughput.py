@@ -63,10 +63,10 @@ def serial_decode(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the segment workers), user + system."""
+def cpu_seconds() -> np.ndarray:
+    """CPU seconds (user, system) of this process and of its finished children (the segment workers)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return np.array([own.ru_utime + children.ru_utime, own.ru_stime + children.ru_stime])
 
 
 def crops_per_second(audio_dir: Path, min_seconds: float = 3.0) -> float:
@@ -134,7 +134,7 @@ def main() -> None:
         serial_decode(paths)  # warm the page cache so both timings read from memory
 
         serial_s, segment_s = [], []  # alternate the two, keep the best of each: robust to other load
-        serial_cpu, segment_cpu = 0.0, 0.0  # CPU seconds of all processes, summed over the repeats
+        serial_cpu, segment_cpu = np.zeros(2), np.zeros(2)  # CPU (user, system) of all processes, summed
         for _ in range(args.repeats):
             cpu = cpu_seconds()
             serial_s.append(serial_decode(paths))
@@ -155,9 +155,11 @@ def main() -> None:
     print(f"serial soundfile decode loop : {serial_rate:8.1f} clips/s")
     print(f"segment ({args.workers} workers)          : {segment_rate:8.1f} clips/s")
     print(f"ratio segment / serial       : {segment_rate / serial_rate:8.2f} x   (target >= 1.6)")
+    (serial_user, serial_sys), (segment_user, segment_sys) = serial_cpu * per_clip, segment_cpu * per_clip
     print(
-        f"CPU per clip (all processes): serial {serial_cpu * per_clip:.2f} ms, segment {segment_cpu * per_clip:.2f} ms"
-        f" -> bound on an idle {args.workers}-core machine {args.workers * serial_cpu / segment_cpu:.2f} x"
+        f"CPU per clip (all processes, user + system): serial {serial_user:.2f} + {serial_sys:.2f} ms,"
+        f" segment {segment_user:.2f} + {segment_sys:.2f} ms -> bound on an idle {args.workers}-core machine"
+        f" {args.workers * serial_cpu.sum() / segment_cpu.sum():.2f} x"
     )
     print(f"TrainCrops, {CROP} samples   : {crops:8.0f} crops/s (target >= 2000)")
     index_mib = index_bytes_full_mtat() / 2**20

@@ -13,7 +13,7 @@ import soxr
 from mirror_fixture import TinyData, tiny_data, write_raw
 
 from jetatag.data.labels import load_labels, run_labels
-from jetatag.data.segment import plan_shards, run_segment
+from jetatag.data.segment import estimated_samples, plan_shards, run_segment
 from jetatag.data.shards import INT16_SCALE, shard_name, to_float
 from jetatag.errors import StageError
 
@@ -163,3 +163,12 @@ def test_plan_shards_spreads_a_small_data_set_over_min_shards():
 
 def test_plan_shards_gives_an_oversized_clip_its_own_shard():
     assert plan_shards([10, 500, 10], capacity=100, min_shards=1) == [range(0, 1), range(1, 2), range(2, 3)]
+
+
+def test_estimated_lengths_follow_the_decoded_lengths(tmp_path: Path, tiny: tuple[Path, TinyData], tiny_audio: Path):
+    raw, _ = tiny
+    index = pd.read_parquet(tiny_audio / "index.parquet")
+    paths = [raw / "mp3" / p for p in index["mp3_path"]] + [tmp_path / "missing.mp3"]
+    estimated = estimated_samples(paths, 16000)
+    assert estimated[-1] == 0  # a missing file counts as empty; segment reports it when decoding
+    np.testing.assert_allclose(estimated[:-1], index["n_samples"], rtol=0.1)  # CBR: length ~ size, up to headers
