@@ -1,8 +1,8 @@
-"""Shared test fixtures: a seeded rng, params built from overrides, and tiny MTAT-format data sets."""
+"""Shared test fixtures: a seeded rng, params built from overrides, tiny MTAT-format data sets, a note-bank cache."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,15 @@ from jetatag.config import Params, params_from_dict
 
 TINY_SECONDS = 6.0
 """Clip length of the tiny data sets: longer than the default longest crop (80,000 samples = 5 s)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def note_bank_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One note-bank cache for the whole session, shared with the jetatag subprocesses; never ``~/.cache``."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JETATAG_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture

@@ -36,7 +36,8 @@ from jetatag.synth.clip import design_clip, render_clip
 from jetatag.synth.concepts import CONCEPT_INDEX, CONCEPTS, TAG_CONCEPTS
 from jetatag.synth.labels import DEFAULT_MODEL, TagModel
 from jetatag.synth.mirror import TINY_CLIPS, TINY_SECONDS, write_mirror, write_tiny_mirror
-from jetatag.synth.render import SAMPLE_RATE, render, soundfont_bytes
+from jetatag.synth.notebank import NoteBank
+from jetatag.synth.render import SAMPLE_RATE, render
 from jetatag.synth.score import Score, Track, arrange, onset_rate
 from jetatag.synth.styles import EFFECTS, STYLE_NAMES, plan_clip, plan_track
 from jetatag.synth.voice import sing
@@ -223,16 +224,16 @@ def test_singer_sings_the_written_pitch(kind: str, pitch: int, rng: np.random.Ge
 
 def test_rendered_clip_is_16k_mono_and_audible() -> None:
     design = design_clip(4, 0, 0, 2.0)
-    audio = render_clip(design, soundfont_bytes())
+    audio = render_clip(design, NoteBank())
     assert audio.dtype == np.float32 and audio.shape == (2 * SAMPLE_RATE,)
     assert 0.05 < np.abs(audio).max() <= 1.0 and np.sqrt(np.mean(audio**2)) > 1e-3
 
 
 def test_every_style_renders(rng: np.random.Generator) -> None:
-    font = soundfont_bytes()
+    bank = NoteBank()
     for style in STYLE_NAMES:
         plan = plan_clip(rng, plan_track(rng, style))
-        audio = render(arrange(plan, 1.5, rng), plan, font, rng)
+        audio = render(arrange(plan, 1.5, rng), plan, bank, rng)
         assert audio.shape == (int(1.5 * SAMPLE_RATE),) and np.isfinite(audio).all(), style
         assert np.abs(audio).max() > 0.05, style
 
@@ -240,8 +241,9 @@ def test_every_style_renders(rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("effect", EFFECTS)
 def test_mix_effects_change_the_sound(effect: str) -> None:
     design = design_clip(4, 0, 0, 2.0)
-    plain = render_clip(design, soundfont_bytes())
+    bank = NoteBank()
+    plain = render_clip(design, bank)
     track = dataclasses.replace(design.plan.track, effect=effect)
     plan = dataclasses.replace(design.plan, track=track)
-    processed = render(design.score, plan, soundfont_bytes(), np.random.default_rng(design.audio_seed))
+    processed = render(design.score, plan, bank, np.random.default_rng(design.audio_seed))
     assert processed.shape == plain.shape and not np.allclose(processed, plain, atol=1e-3)

@@ -4,10 +4,11 @@ Pipeline of one clip (each module has one job):
 
 * :mod:`~jetatag.synth.styles` — a latent style per track (orchestral, techno, indian, ...) and its plan:
   tempo, scale, instruments per role, textures, drums, singer, dynamics, reverb;
-* :mod:`~jetatag.synth.score` — the arrangement as notes, and MIDI bytes built with pretty_midi;
+* :mod:`~jetatag.synth.score` — the arrangement as notes;
 * :mod:`~jetatag.synth.voice` — a numpy formant singer (male, female, opera, choir, chant);
-* :mod:`~jetatag.synth.render` — General-MIDI rendering (midirenderer + pretty_midi's TimGM6mb soundfont),
-  16 kHz resampling (soxr) and a jittered mix;
+* :mod:`~jetatag.synth.notebank` — a sampler: every General-MIDI instrument's notes rendered once by
+  midirenderer from pretty_midi's TimGM6mb soundfont, cached at 16 kHz, then placed, pitch-shifted and released;
+* :mod:`~jetatag.synth.render` — the score played on the sampler, the singer, one room and a jittered mix;
 * :mod:`~jetatag.synth.concepts` / :mod:`~jetatag.synth.labels` — what is audible in the clip, and tags drawn
   from it the way TagATune players tagged, with numbers in :mod:`~jetatag.synth.fitted` calibrated offline
   to MTAT's tag statistics (``benchmarks/synth_fit.py``);

@@ -15,6 +15,7 @@ import soundfile as sf
 
 from jetatag.synth.concepts import concept_vector
 from jetatag.synth.labels import DEFAULT_MODEL, TagModel, style_probabilities
+from jetatag.synth.notebank import NoteBank
 from jetatag.synth.render import SAMPLE_RATE, render
 from jetatag.synth.score import Score, arrange
 from jetatag.synth.styles import ClipPlan, plan_clip, plan_track
@@ -49,9 +50,9 @@ def design_clip(seed: int, track: int, index: int, seconds: float, model: TagMod
     return ClipDesign(plan=plan, score=score, concepts=concepts, tags=tags, audio_seed=audio_seed)
 
 
-def render_clip(design: ClipDesign, soundfont: bytes) -> np.ndarray:
+def render_clip(design: ClipDesign, bank: NoteBank) -> np.ndarray:
     """Audio of a designed clip: float32 mono at 16 kHz."""
-    return render(design.score, design.plan, soundfont, np.random.default_rng(design.audio_seed))
+    return render(design.score, design.plan, bank, np.random.default_rng(design.audio_seed))
 
 
 def encode_mp3(audio: np.ndarray) -> bytes:

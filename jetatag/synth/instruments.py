@@ -19,7 +19,7 @@ class Instrument:
     high: int  # highest MIDI pitch played
     facts: tuple[str, ...]
     sustained: bool = False  # bowed / blown / pad: long notes ring; plucked and struck ones decay
-    heavy: bool = False  # layered/modulated soundfont preset, ~5x the render cost of a plain voice: play it thinly
+    heavy: bool = False  # layered/modulated soundfont preset that sounds dense on its own: play it thinly
 
 
 INSTRUMENTS: dict[str, Instrument] = {

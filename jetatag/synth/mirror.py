@@ -9,11 +9,13 @@ the end. Every clip depends only on ``(seed, clip)``, so the output is byte-iden
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -34,7 +36,7 @@ from jetatag.data.mtat import (
 from jetatag.errors import StageError
 from jetatag.synth.catalog import ClipSpec, build_catalog, slug
 from jetatag.synth.clip import design_clip, encode_mp3, render_clip
-from jetatag.synth.render import soundfont_bytes
+from jetatag.synth.notebank import NoteBank
 
 log = logging.getLogger(__name__)
 
@@ -44,32 +46,57 @@ ZIP_DATE = (2009, 1, 1, 0, 0, 0)
 CLIP_URL = "http://synthetic.invalid/jetatag/{album}/"
 """``url`` / ``original_url`` of clip_info: a reserved, never-resolving host (the clips exist nowhere else)."""
 
-_SOUNDFONT: bytes | None = None  # per-process soundfont bytes, loaded once by _load_soundfont
+_BANK: NoteBank | None = None  # per-process sampler, made once by _make_bank
 
 
-def _load_soundfont() -> None:
-    global _SOUNDFONT
-    _SOUNDFONT = soundfont_bytes()
+def _make_bank() -> None:
+    global _BANK
+    _BANK = NoteBank()
 
 
-def _make_clip(job: tuple[int, float, int, int]) -> tuple[np.ndarray, bytes]:
+def _load_part(part: str) -> None:
+    """Worker: render one bank part into the cache (and keep it loaded in this process)."""
+    if _BANK is None:
+        _make_bank()
+    _BANK.load(part)
+
+
+ClipResult = tuple[np.ndarray, bytes]
+"""A clip's 188 tags and mp3 bytes."""
+
+
+def _make_clip(job: tuple[int, float, int, int]) -> ClipResult:
     """Worker: ``(seed, seconds, track, index)`` -> (188 tags, mp3 bytes)."""
     seed, seconds, track, index = job
-    if _SOUNDFONT is None:
-        _load_soundfont()
+    if _BANK is None:
+        _make_bank()
     design = design_clip(seed, track, index, seconds)
-    return design.tags, encode_mp3(render_clip(design, _SOUNDFONT))
+    return design.tags, encode_mp3(render_clip(design, _BANK))
 
 
-def _generate(jobs: Sequence[tuple[int, float, int, int]], workers: int) -> Iterator[tuple[np.ndarray, bytes]]:
-    """Results of :func:`_make_clip` in job order, from ``workers`` processes (in this one when 1)."""
+@contextlib.contextmanager
+def _clip_results(jobs: Sequence[tuple[int, float, int, int]], workers: int) -> Iterator[Iterator[ClipResult]]:
+    """Results of :func:`_make_clip` in job order, from ``workers`` processes (in this one when 1).
+
+    A pool first renders the bank parts missing from the cache, one part per task, so that no two workers
+    render the same part; a single process renders parts as its clips need them. The pool starts on entry,
+    before the caller opens a progress bar (whose monitor thread would rule out fork).
+    """
     if workers == 1:
-        yield from map(_make_clip, jobs)
+        yield map(_make_clip, jobs)
         return
-    context = multiprocessing.get_context("spawn")  # safe whatever threads the parent runs (torch, tqdm)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_load_soundfont)
+    # fork starts workers at once with every module imported, but is only safe while no other thread runs
+    # (a tqdm monitor, torch's pools); spawn then pays ~1 s of imports per worker.
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    log.info("starting %d worker processes (%s)", workers, method)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_make_bank)
     try:
-        yield from pool.map(_make_clip, jobs, chunksize=4)
+        missing = NoteBank().missing()
+        if missing:
+            renders = pool.map(_load_part, missing)
+            log.info("rendering %d soundfont parts into %s (once per machine)", len(missing), NoteBank().folder)
+            list(tqdm(renders, total=len(missing), desc="note bank", unit="part"))
+        yield pool.map(_make_clip, jobs, chunksize=4)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, drop the clips not started yet
 
@@ -85,9 +112,11 @@ def _write_zip(path: Path, specs: Sequence[ClipSpec], seconds: float, seed: int,
     order = sorted(specs, key=lambda s: s.mp3_path)
     tags = np.zeros((len(specs), len(TAGS_188)), dtype=np.uint8)
     jobs = [(seed, seconds, s.track, s.index) for s in order]
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    with (
+        _clip_results(jobs, workers) as results,
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive,
+    ):
         folder = None
-        results = _generate(jobs, workers)
         for spec, (clip_tags, mp3) in tqdm(
             zip(order, results, strict=True), total=len(order), desc="synth", unit="clip"
         ):

@@ -1,4 +1,4 @@
-"""Arrangement: turn a :class:`~jetatag.synth.styles.ClipPlan` into notes, and notes into MIDI bytes.
+"""Arrangement: turn a :class:`~jetatag.synth.styles.ClipPlan` into notes.
 
 The score is bar-wise: a chord per bar from the track's progression; a harmony part that plays it as a
 texture (pad, block chords, arpeggio, Alberti bass, guitar strum, power chords, jazz comping, drone); a bass
@@ -9,11 +9,9 @@ an optional extra part; a 16-step drum pattern; and a vocal line on chord tones 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-import pretty_midi
 
 from jetatag.synth.instruments import INSTRUMENTS
 from jetatag.synth.styles import SCALES, ClipPlan, PartPlan
@@ -135,7 +133,7 @@ def _harmony(grid: _Grid, part: PartPlan, base_vel: float, rng: np.random.Genera
         chord = grid.chord(bar, 4 if part.texture == "comp" else 3)
         pitches = sorted(_fit(grid.pitch(d, center), inst.low, inst.high) for d in chord)
         t0 = grid.time(bar, 0)
-        if inst.heavy:  # expensive preset (~5x a plain voice): one sustained chord tone per bar, whatever the texture
+        if inst.heavy:  # dense layered preset: one sustained chord tone per bar, whatever the texture
             notes.append((t0, t0 + grid.bar * 0.98, pitches[bar % 2], base_vel))
         elif part.texture == "pad":
             for p in pitches:
@@ -358,25 +356,3 @@ def onset_rate(score: Score, merge_s: float = 0.06) -> float:
         return 0.0
     distinct = 1 + int(np.count_nonzero(np.diff(onsets) > merge_s))
     return distinct / score.seconds
-
-
-def midi_bytes(score: Score, gains: np.ndarray, drum_gain: float) -> bytes:
-    """Standard MIDI file of the score's MIDI parts (``gains`` = CC7 volume 0..1 per track) and drums."""
-    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
-    parts = [(INSTRUMENTS[t.instrument].program, False, t.notes, g) for t, g in zip(score.tracks, gains, strict=True)]
-    if len(score.drums):
-        parts.append((0, True, score.drums, drum_gain))
-    for program, is_drum, notes, gain in parts:
-        inst = pretty_midi.Instrument(program=program, is_drum=is_drum)
-        inst.control_changes.append(pretty_midi.ControlChange(7, int(np.clip(round(127 * gain), 1, 127)), 0.0))
-        inst.control_changes.append(pretty_midi.ControlChange(91, int(score.reverb), 0.0))
-        inst.notes.extend(
-            pretty_midi.Note(velocity=int(v), pitch=int(p), start=float(s), end=float(e)) for s, e, p, v in notes
-        )
-        pm.instruments.append(inst)
-    # A last controller event at the clip's end so the renderer's output is never shorter than the clip.
-    if pm.instruments:
-        pm.instruments[0].control_changes.append(pretty_midi.ControlChange(7, 1, score.seconds))
-    buffer = io.BytesIO()
-    pm.write(buffer)
-    return buffer.getvalue()

@@ -127,20 +127,21 @@ def sing(notes: np.ndarray, kind_name: str, seconds: float, sr: int, rng: np.ran
         wobble = depth * 0.3 * np.sin(2 * np.pi * rng.uniform(4.0, 6.5) * tc + rng.uniform(0, 2 * np.pi))
         source += 0.8 * _glottal_pulses(np.interp(t, tc, midi_c + interval + rng.normal(0.0, 0.12) + wobble), sr, rng)
     # Spectral tilt of glottal flow plus lip radiation (-6 dB/octave above ~300 Hz), breath noise, loudness.
-    tilt = np.exp(-2 * np.pi * 300.0 / sr)
-    source = signal.lfilter([1 - tilt], [1, -tilt], source)
+    tilt = np.float32(np.exp(-2 * np.pi * 300.0 / sr))
+    source = signal.lfilter(np.array([1 - tilt]), np.array([1, -tilt]), source.astype(np.float32))  # float32 on
     source = source / (np.std(source[inside]) + 1e-9) + kind.breath * rng.standard_normal(n, dtype=np.float32)
-    source *= amp
+    source *= amp.astype(np.float32)
     note_of_sample = np.clip(np.searchsorted(notes[:, 0], t, side="right") - 1, 0, len(notes) - 1)
     # Vowels: one per note. Each vowel's filter runs once over the source gated to that vowel's notes; the
     # gates switch where the loudness envelope is near zero, and the resonators ring on across the switch.
     vowels = rng.permutation(list(kind.vowels))[:3]
     note_vowel = rng.integers(0, len(vowels), size=len(notes))[note_of_sample]
-    voiced = np.zeros(n)
+    voiced = np.zeros(n, np.float32)
     for v, vowel in enumerate(vowels):
         gate = note_vowel == v
         if gate.any():
-            voiced += signal.sosfilt(_vowel_sos(str(vowel), kind, sr), np.where(gate, source, 0.0))
+            sos = _vowel_sos(str(vowel), kind, sr).astype(np.float32)
+            voiced += signal.sosfilt(sos, np.where(gate, source, np.float32(0.0)))
     # Consonants: short high-passed noise bursts at most note onsets (filtered together in one call).
     burst = int(0.03 * sr)
     onsets = (notes[:, 0] * sr).astype(int)
@@ -148,7 +149,7 @@ def sing(notes: np.ndarray, kind_name: str, seconds: float, sr: int, rng: np.ran
     if len(onsets):
         hp = signal.butter(2, 3500.0, btype="highpass", fs=sr, output="sos")
         noise = signal.sosfilt(hp, rng.normal(0.0, 1.0, (len(onsets), burst)), axis=1) * np.hanning(burst)
-        np.add.at(voiced, onsets[:, None] + np.arange(burst), 0.25 * noise)
+        np.add.at(voiced, onsets[:, None] + np.arange(burst), (0.25 * noise).astype(np.float32))
     rms = np.sqrt(np.mean(voiced[inside] ** 2)) + 1e-9
     out[:] = voiced * (0.1 / rms)
     return out
