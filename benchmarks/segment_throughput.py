@@ -5,7 +5,7 @@ Builds N clips of 29.1 s 16 kHz mono MP3 in a temporary folder (or uses a raw fo
 ratio (target >= 1.6x on 2 cores), crops/s of ``TrainCrops`` at 59,049 samples (target >= 2,000), and the
 shard count and index size that full MTAT would need.
 
-    python benchmarks/segment_throughput.py [--clips 200] [--workers 2] [--repeats 3] [--raw data/raw]
+    python benchmarks/segment_throughput.py [--clips 400] [--workers 2] [--repeats 8] [--raw data/raw]
 """
 
 from __future__ import annotations
@@ -113,10 +113,10 @@ def index_bytes_full_mtat(n_tags: int = 50, seed: int = 0) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=200, help="clips to generate (ignored with --raw)")
+    parser.add_argument("--clips", type=int, default=400, help="clips to generate (ignored with --raw)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--raw", type=Path, help="existing raw folder (annotations_final.csv + mp3/)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each; the best one counts")
+    parser.add_argument("--repeats", type=int, default=8, help="timed runs of each; the best one counts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 

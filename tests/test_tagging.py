@@ -34,7 +34,7 @@ CROP = 40000  # 2.5 s: the 2-second test file is shorter than one crop
 TAGS = ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock"]
 
 
-def _save_model(path: Path, *, variant: str, seed: int) -> Path:
+def _save_model(path: Path, *, variant: str, seed: int, peak_normalize: bool = True) -> Path:
     """A random-init tiny tagger checkpoint (je ones carry projection head and tag encoder)."""
     torch.manual_seed(seed)
     model = ModelParams(width=0.03125, hcnn_crop_samples=CROP)
@@ -46,6 +46,7 @@ def _save_model(path: Path, *, variant: str, seed: int) -> Path:
         sample_rate=SR,
         crop_samples=CROP,
         model=dataclasses.asdict(model),
+        peak_normalize=peak_normalize,
     )
     save_tagger(path, tagger, meta=meta)
     return path
@@ -79,13 +80,15 @@ def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _probs_by_hand(model_path: Path, path: Path, *, crop_starts_: list[int], pad_to: int | None = None) -> np.ndarray:
+def _probs_by_hand(
+    model_path: Path, path: Path, *, crop_starts_: list[int], pad_to: int | None = None, normalize: bool = True
+) -> np.ndarray:
     """Mean sigmoid of the checkpoint's logits over the given crops, computed without the tagging code."""
     tagger, _ = load_tagger(model_path)
     wave, rate = sf.read(path, dtype="float32", always_2d=True)
     assert rate == SR
     x = wave.mean(axis=1)
-    x = x / np.abs(x).max()
+    x = x / np.abs(x).max() if normalize else x
     if pad_to is not None:
         x = np.concatenate([x, np.zeros(pad_to - x.size, np.float32)])
     crops = torch.from_numpy(np.stack([x[s : s + CROP] for s in crop_starts_]))
@@ -246,6 +249,20 @@ def test_tag_scores_are_mean_crop_probabilities(
         assert float(row["score"]) == pytest.approx(expected[row["file"]][TAGS.index(row["tag"])], abs=2e-6)
     ranks = [int(r["rank"]) for r in rows if r["file"] == str(tone)]
     assert ranks == list(range(1, len(TAGS) + 1))
+
+
+def test_tag_feeds_raw_levels_to_a_model_trained_without_peak_normalisation(
+    music: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _save_model(tmp_path / "raw.pt", variant="noje", seed=2, peak_normalize=False)
+    tone, starts = music / "tone.wav", [0, CROP, 6 * SR - CROP]
+    assert main(["tag", str(tone), "--model", str(model), "--format", "csv", "--top-k", str(len(TAGS))]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    raw = _probs_by_hand(model, tone, crop_starts_=starts, normalize=False)
+    assert not np.allclose(raw, _probs_by_hand(model, tone, crop_starts_=starts), atol=1e-4)  # the level matters
+    assert len(rows) == len(TAGS)
+    for row in rows:
+        assert float(row["score"]) == pytest.approx(raw[TAGS.index(row["tag"])], abs=2e-6)
 
 
 def test_tag_table_and_hop(je_model: Path, music: Path, capsys: pytest.CaptureFixture[str]) -> None:
