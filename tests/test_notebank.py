@@ -78,3 +78,23 @@ def test_cache_is_written_once_and_read_back(tmp_path: Path, monkeypatch: pytest
     np.testing.assert_array_equal(again[0], pitches)
     np.testing.assert_array_equal(again[1], notes)  # a fresh rendering equals what a later load returns
     np.testing.assert_array_equal(again[2], releases)
+
+
+def test_damaged_cache_file_is_rendered_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    good = NoteBank(root=tmp_path).instrument("flute")[1]
+    path = NoteBank(root=tmp_path).folder / f"{NoteBank._file_name('flute')}.npy"
+    path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk
+    with caplog.at_level("WARNING"):
+        again = NoteBank(root=tmp_path).instrument("flute")[1]
+    assert "unreadable note-bank file" in caplog.text and str(path) in caplog.text
+    np.testing.assert_array_equal(again, good)
+    np.testing.assert_array_equal(np.load(path).astype(np.float32), good)  # and the file is whole again
+
+
+def test_unwritable_cache_still_plays(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should go")
+    with caplog.at_level("WARNING"):
+        notes = NoteBank(root=blocker).instrument("flute")[1]
+    assert "cannot write the note-bank cache" in caplog.text and "JETATAG_CACHE_DIR" in caplog.text
+    np.testing.assert_array_equal(notes, NoteBank().instrument("flute")[1])

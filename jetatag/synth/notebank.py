@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import io
+import logging
 import os
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import soxr
 from jetatag.errors import StageError
 from jetatag.io import atomic_open
 from jetatag.synth.instruments import INSTRUMENTS
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 """Rate of the stored notes (the clips' rate)."""
@@ -145,14 +148,30 @@ class NoteBank:
         return self._font
 
     def _load(self, name: str, program: int | None, pitches: np.ndarray, hold_s: float, keep_s: float) -> np.ndarray:
-        """The cached renderings ``name`` (float32 (n_pitches, samples)), rendered and saved first if missing."""
+        """The cached renderings ``name`` (float32 (n_pitches, samples)), rendered and saved first if missing.
+
+        A cache file that cannot be read or has the wrong shape is rendered again and replaced; a folder that
+        cannot be written leaves the notes in memory only. Both are warnings, never a failed mirror.
+        """
         path = self.folder / f"{name}.npy"
+        shape = (len(pitches), int(keep_s * SAMPLE_RATE))
         if path.is_file():
-            return np.load(path).astype(np.float32)
-        notes = render_notes(self.font, program, pitches, hold_s, keep_s)
-        with atomic_open(path, "wb") as handle:
-            np.save(handle, notes.astype(np.float16))
-        return notes.astype(np.float16).astype(np.float32)  # what a later load returns
+            try:
+                cached = np.load(path)
+                if cached.shape == shape:
+                    return cached.astype(np.float32)
+                problem = f"shape {cached.shape}, expected {shape}"
+            except (OSError, ValueError) as err:
+                problem = str(err)
+            log.warning("%s: unreadable note-bank file (%s); rendering it again", path, problem)
+        notes = render_notes(self.font, program, pitches, hold_s, keep_s).astype(np.float16)
+        try:
+            with atomic_open(path, "wb") as handle:
+                np.save(handle, notes)
+        except OSError as err:
+            hint = "set JETATAG_CACHE_DIR to a writable folder"
+            log.warning("%s: cannot write the note-bank cache (%s); %s", path, err, hint)
+        return notes.astype(np.float32)  # float16 like the file: a later load returns the same notes
 
     @staticmethod
     def _file_name(part: str) -> str:
