@@ -165,7 +165,7 @@ def write_shard(task: tuple[Path, Sequence[Path]], *, dtype: str, **options: Any
 def _mapper(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
     """An ordered ``map(fn, items)``: in this process for one worker, else over a process pool."""
     if workers == 1:
-        yield lambda fn, items, chunksize=1: map(fn, items)
+        yield map
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         yield pool.map

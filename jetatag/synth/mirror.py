@@ -46,19 +46,20 @@ ZIP_DATE = (2009, 1, 1, 0, 0, 0)
 CLIP_URL = "http://synthetic.invalid/jetatag/{album}/"
 """``url`` / ``original_url`` of clip_info: a reserved, never-resolving host (the clips exist nowhere else)."""
 
-_BANK: NoteBank | None = None  # per-process sampler, made once by _make_bank
+_BANK: NoteBank | None = None  # per-process sampler, made on first use by _bank
 
 
-def _make_bank() -> None:
+def _bank() -> NoteBank:
+    """This process's sampler (also the pool initializer, so that workers make it before their first task)."""
     global _BANK
-    _BANK = NoteBank()
+    if _BANK is None:
+        _BANK = NoteBank()
+    return _BANK
 
 
 def _load_part(part: str) -> None:
     """Worker: render one bank part into the cache (and keep it loaded in this process)."""
-    if _BANK is None:
-        _make_bank()
-    _BANK.load(part)
+    _bank().load(part)
 
 
 ClipResult = tuple[np.ndarray, bytes]
@@ -68,10 +69,8 @@ ClipResult = tuple[np.ndarray, bytes]
 def _make_clip(job: tuple[int, float, int, int]) -> ClipResult:
     """Worker: ``(seed, seconds, track, index)`` -> (188 tags, mp3 bytes)."""
     seed, seconds, track, index = job
-    if _BANK is None:
-        _make_bank()
     design = design_clip(seed, track, index, seconds)
-    return design.tags, encode_mp3(render_clip(design, _BANK))
+    return design.tags, encode_mp3(render_clip(design, _bank()))
 
 
 @contextlib.contextmanager
@@ -89,12 +88,13 @@ def _clip_results(jobs: Sequence[tuple[int, float, int, int]], workers: int) -> 
     # (a tqdm monitor, torch's pools); spawn then pays ~1 s of imports per worker.
     method = "fork" if threading.active_count() == 1 else "spawn"
     log.info("starting %d worker processes (%s)", workers, method)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_make_bank)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_bank)
     try:
-        missing = NoteBank().missing()
+        bank = NoteBank()
+        missing = bank.missing()
         if missing:
             renders = pool.map(_load_part, missing)
-            log.info("rendering %d soundfont parts into %s (once per machine)", len(missing), NoteBank().folder)
+            log.info("rendering %d soundfont parts into %s (once per machine)", len(missing), bank.folder)
             list(tqdm(renders, total=len(missing), desc="note bank", unit="part"))
         yield pool.map(_make_clip, jobs, chunksize=4)
     finally:

@@ -11,6 +11,7 @@ rendering's own release time and scaling it by velocity and part volume the way 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -31,7 +32,7 @@ from jetatag.synth.instruments import INSTRUMENTS
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-"""Rate of the stored notes (the clips' rate)."""
+"""Rate of the stored notes and of the generated clips (MTAT's)."""
 
 RENDER_RATE = 48000
 """midirenderer's fixed output rate."""
@@ -67,12 +68,23 @@ BANK_VERSION = 1
 """Bumped whenever the rendering recipe changes, so that an old cache is never read."""
 
 
+SOUNDFONT = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+"""The TimGM6mb General-MIDI soundfont shipped with pretty_midi."""
+
+
 def soundfont_bytes() -> bytes:
-    """Bytes of the TimGM6mb General-MIDI soundfont shipped with pretty_midi."""
-    path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-    if not path.is_file():
-        raise StageError(f"{path}: the TimGM6mb soundfont that pretty_midi ships is missing; reinstall pretty_midi")
-    return path.read_bytes()
+    """Bytes of :data:`SOUNDFONT`."""
+    if not SOUNDFONT.is_file():
+        raise StageError(f"{SOUNDFONT}: the TimGM6mb soundfont of the pretty_midi package is missing; reinstall it")
+    return SOUNDFONT.read_bytes()
+
+
+@functools.cache
+def bank_folder_name() -> str:
+    """Cache folder name of this bank recipe, renderer version and soundfont (hashed once per process)."""
+    digest = hashlib.sha256(SOUNDFONT.read_bytes()).hexdigest()[:12] if SOUNDFONT.is_file() else "missing"
+    renderer = importlib.metadata.version("midirenderer")
+    return f"notebank-v{BANK_VERSION}-midirenderer{renderer}-{digest}"  # a new renderer or soundfont: new notes
 
 
 def cache_root() -> Path:
@@ -135,11 +147,7 @@ class NoteBank:
         self._instruments: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._kit: np.ndarray | None = None
         self._pitched: dict[tuple[str, int], tuple[np.ndarray, int, int]] = {}
-        font_path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-        digest = hashlib.sha256(font_path.read_bytes()).hexdigest()[:12] if font_path.is_file() else "missing"
-        renderer = importlib.metadata.version("midirenderer")
-        key = f"v{BANK_VERSION}-midirenderer{renderer}-{digest}"  # a new renderer or soundfont: new notes
-        self.folder = (root or cache_root()) / f"notebank-{key}"
+        self.folder = (root or cache_root()) / bank_folder_name()
 
     @property
     def font(self) -> bytes:

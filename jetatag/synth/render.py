@@ -12,13 +12,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from jetatag.synth.notebank import RENDER_VELOCITY, NoteBank
+from jetatag.synth.notebank import RENDER_VELOCITY, SAMPLE_RATE, NoteBank
 from jetatag.synth.score import Score
 from jetatag.synth.styles import ClipPlan
 from jetatag.synth.voice import sing
-
-SAMPLE_RATE = 16000
-"""Sample rate of the generated clips (MTAT's)."""
 
 ROLE_GAIN = {"lead": 0.85, "harmony": 0.6, "bass": 0.75, "extra": 0.5}
 """Mean part volume (as a MIDI CC7 value / 127) of each role before jitter."""
