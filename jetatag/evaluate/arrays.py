@@ -8,8 +8,9 @@ Written by ``evaluate``, read by ``table1`` (paired bootstrap) and ``figure2`` (
 * ``h`` float16 (n_clips, 1024): mean of the crops' extractor outputs
 * ``z_m`` float16 (n_clips, embed_dim) and ``z_t`` float32 (n_tags, embed_dim): joint-embedding models only
 * ``boot_<protocol>_<metric>`` float64 (n_resamples,): the headline metric on every bootstrap resample of
-  the clips, and ``bootstrap_seed`` / ``bootstrap_n``; two files with equal clip ids and bootstrap settings
-  share their resamples, so their per-resample differences form a paired bootstrap.
+  the clips, and ``bootstrap_seed`` / ``bootstrap_n``; two files with equal clip ids, tags and bootstrap
+  settings share their resamples (the literature protocol's are stratified by the tags), so their
+  per-resample differences form a paired bootstrap.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class EvalArrays:
         """Whether ``other`` scored the same clips with the same bootstrap resamples."""
         return (
             np.array_equal(self.clip_ids, other.clip_ids)
+            and np.array_equal(self.tags, other.tags)  # the per-tag strata of the literature resamples
             and self.bootstrap_seed == other.bootstrap_seed
             and all(self.boot[k].shape == other.boot[k].shape for k in BOOT_KEYS)
         )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jetatag.evaluate.arrays import EvalArrays, save_arrays
-from jetatag.evaluate.bootstrap import CI_LEVEL, macro_resamples, paper_resamples, percentile_ci, resample_counts
+from jetatag.evaluate.bootstrap import CI_LEVEL, draw_resamples, macro_resamples, paper_resamples, percentile_ci
 from jetatag.evaluate.metrics import NUM_THRESHOLDS, clip_histograms, exact_micro, macro_scores, tf_pr_auc, tf_roc_auc
 from jetatag.evaluate.retrieval import embedding_query_scores, mean_average_precision
 from jetatag.io import write_json
@@ -70,10 +70,10 @@ def summarize_scores(
     segment_tags = np.broadcast_to(tags[:, None, :], segment_scores.shape)
     literature = macro_scores(tags, clip_scores, tag_names)
 
-    weights = resample_counts(n_clips, n_resamples, seed=seed)  # (B, n_clips), shared by every metric
+    resamples = draw_resamples(n_clips, n_resamples, seed=seed)  # shared by every metric (and by paired models)
     log.info("bootstrap: %d resamples of %d clips", n_resamples, n_clips)
-    boot_paper = paper_resamples(hists, weights)
-    boot_lit = macro_resamples(tags, clip_scores, weights)
+    boot_paper = paper_resamples(hists, resamples.counts)  # plain clip multiplicities
+    boot_lit = macro_resamples(tags, clip_scores, resamples)  # per tag stratified, coupled to the same draws
     boot = {
         "paper_roc_auc": boot_paper["roc_auc"],
         "paper_pr_auc": boot_paper["pr_auc"],
@@ -89,7 +89,7 @@ def summarize_scores(
     report = {
         "paper": {
             **paper,
-            "ci95": {"roc_auc": percentile_ci(boot["paper_roc_auc"]), "pr_auc": percentile_ci(boot["paper_pr_auc"])},
+            "ci95": {m: percentile_ci(boot[f"paper_{m}"], estimate=paper[m]) for m in ("roc_auc", "pr_auc")},
             "pooling": "micro over (segment, tag) pairs",
             "n_pairs": int(segment_scores.size),
             "num_thresholds": NUM_THRESHOLDS,
@@ -98,7 +98,7 @@ def summarize_scores(
         "literature": {
             "roc_auc": literature["roc_auc"],
             "ap": literature["ap"],
-            "ci95": {"roc_auc": percentile_ci(boot["literature_roc_auc"]), "ap": percentile_ci(boot["literature_ap"])},
+            "ci95": {m: percentile_ci(boot[f"literature_{m}"], estimate=literature[m]) for m in ("roc_auc", "ap")},
             "pooling": "macro over tags, clip scores = mean of crops",
             "n_tags": literature["n_tags"],
             "excluded_tags": literature["excluded_tags"],
@@ -110,7 +110,8 @@ def summarize_scores(
             "resamples": n_resamples,
             "seed": seed,
             "level": CI_LEVEL,
-            "method": "percentile",
+            "method": "percentile, widened to contain the estimate where it does not",
+            "literature_resampling": "stratified per tag (fixed tag set), coupled to the clip resamples",
         },
         "n_test_clips": n_clips,
         "n_crops": n_crops,

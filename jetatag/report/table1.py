@@ -184,7 +184,8 @@ def _effect_section(diffs: Mapping[str, dict | None], resamples: int) -> list[st
         "## Effect of JE (JE − no JE)",
         "",
         f"Paired bootstrap over test clips ({resamples} resamples, 95 % percentile CI): both models are scored on "
-        "the same resampled clips.",
+        "the same resampled clips. An interval never excludes its estimate: where the percentile interval would, "
+        "it is widened to it (the estimate is then one end).",
         "",
     ]
     lines += _header(
@@ -216,8 +217,9 @@ def _literature_section(evals: Evals, resamples: int) -> list[str]:
         "## Literature protocol",
         "",
         "Macro ROC-AUC and average precision over tags on clip-level scores (mean of the crops), as Won et al. "
-        f"(2020) report them; 95 % bootstrap CI over test clips ({resamples} resamples). Tags without a positive "
-        "or without a negative test clip are excluded (listed below).",
+        f"(2020) report them; 95 % bootstrap CI over test clips ({resamples} resamples), each tag resampled "
+        "stratified (its numbers of positive and negative clips kept), so every resample averages the same tags. "
+        "Tags without a positive or without a negative test clip are excluded (listed below).",
         "",
     ]
     lines += _header(["Extractor", "ROC-AUC no JE", "ROC-AUC JE", "AP no JE", "AP JE", "tags"])
