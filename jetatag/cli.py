@@ -2,20 +2,42 @@
 
 This module only parses arguments and calls the stage functions; defaults for knobs live in
 ``params.yaml``, never here. Input and output paths are explicit and mirror the DAG's deps/outs.
+
+Conventions, the same for ``jetatag`` and ``python -m jetatag``:
+
+* ``-v``/``--verbose`` (debug log), ``-q``/``--quiet`` (warnings and errors only) and ``--log-file``
+  go before or after the subcommand; of ``-v`` and ``-q``, the last one given wins.
+* ``--version`` prints the installed package version.
+* Exit status: 0 done; 1 runtime error (bad input, missing file: one logged message, no traceback);
+  2 usage error (as argparse reports it); 130 interrupted (Ctrl-C); 141 stdout closed early (``| head -1``)
+  (quietly, as a Unix filter killed by SIGPIPE would end, so ``set -o pipefail`` sees the same).
+* Progress bars are drawn only on a terminal (:mod:`jetatag.progress`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from jetatag import __version__
 from jetatag.config import EXTRACTOR_IDS, VARIANTS, Params, ParamsError, load_params
 from jetatag.errors import StageError
 
 log = logging.getLogger("jetatag")
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # a runtime error: StageError, ParamsError, OSError
+EXIT_USAGE = 2  # argparse's status for a bad command line
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+class UsageError(Exception):
+    """Options that parse but do not go together; :func:`main` reports it like argparse (exit 2)."""
 
 
 def _params(args: argparse.Namespace) -> Params:
@@ -83,7 +105,7 @@ def cmd_stage2(args: argparse.Namespace) -> None:
     from jetatag.train.stage2 import run_stage2
 
     if args.variant == "je" and args.stage1 is None:
-        raise StageError("stage2 --variant je needs --stage1 (the stage-1 checkpoint)")
+        raise UsageError("stage2 --variant je needs --stage1 (the stage-1 checkpoint)")
     run_stage2(
         _params(args),
         extractor=args.extractor,
@@ -133,7 +155,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     if args.model is None:
         if args.extractor is None or args.variant is None:
-            raise StageError("export needs --model PATH, or --extractor and --variant (under --models-dir)")
+            raise UsageError("export needs --model PATH, or --extractor and --variant (under --models-dir)")
         args.model = args.models_dir / args.extractor / args.variant / "model.pt"
     sys.stdout.write(run_export(args.model, args.out))
 
@@ -199,16 +221,55 @@ def _add_inference(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jetatag", description="Music auto-tagging with joint embeddings: pipeline stages and tools."
+def _global_options() -> argparse.ArgumentParser:
+    """Options accepted before and after any subcommand; unset ones stay absent from the namespace.
+
+    Their defaults are ``SUPPRESS`` so that a subcommand that does not repeat an option leaves the
+    value given before it in place; :func:`main` supplies the real defaults.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("logging")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_level",
+        action="store_const",
+        const=logging.DEBUG,
+        default=argparse.SUPPRESS,
+        help="debug logging",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--log-file", type=Path, metavar="PATH", help="also write the log to PATH (pipeline jobs)")
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="log_level",
+        action="store_const",
+        const=logging.WARNING,
+        default=argparse.SUPPRESS,
+        help="warnings and errors only",
+    )
+    group.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="also write the log to PATH (pipeline jobs)",
+    )
+    return options
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    parser = argparse.ArgumentParser(
+        prog="jetatag",
+        description="Music auto-tagging with joint embeddings: pipeline stages and tools.",
+        epilog="Exit status: 0 done, 1 runtime error, 2 usage error, 130 interrupted, 141 output pipe closed.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
         p.set_defaults(handler=handler)
         return p
 
@@ -297,13 +358,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model the index was built with (default: the path recorded in it)")
 
     help_ = "Pipeline front ends: regenerate dvc.yaml, apply a params profile."
-    p = sub.add_parser("pipeline", help=help_, description=help_)
+    p = sub.add_parser("pipeline", help=help_, description=help_, parents=[common])
     pipe = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    q = pipe.add_parser("generate", help="write dvc.yaml from the stage list in jetatag/pipeline.py")
+    q = pipe.add_parser("generate", help="write dvc.yaml from the stage list in jetatag/pipeline.py", parents=[common])
     q.set_defaults(handler=cmd_pipeline_generate)
     q.add_argument("--out", type=Path, default=Path("dvc.yaml"), help="file to write (default: dvc.yaml)")
-    q.add_argument("--check", action="store_true", help="write nothing; exit 2 if the file is out of date")
-    q = pipe.add_parser("apply-profile", help="write a params profile's values into params.yaml (keeps comments)")
+    q.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is out of date")
+    help_ = "write a params profile's values into params.yaml (keeps comments)"
+    q = pipe.add_parser("apply-profile", help=help_, parents=[common])
     q.set_defaults(handler=cmd_pipeline_apply_profile)
     q.add_argument("profile", type=Path, help="params overlay, e.g. profiles/paper.yaml")
     q.add_argument("--params-file", type=Path, default=Path("params.yaml"), help="file to update")
@@ -315,25 +377,57 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``jetatag`` console script."""
-    args = _build_parser().parse_args(argv)
+def _setup_logging(level: int, log_file: Path | None) -> None:
+    """Log to stderr, and to ``log_file`` too if given (truncated: one file per pipeline job)."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if args.log_file is not None:
-        args.log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(args.log_file, mode="w", encoding="utf-8"))
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=handlers,
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", handlers=handlers
     )
+
+
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at the null device, so the interpreter's last flush cannot fail again.
+
+    The recipe of Python's ``signal`` documentation for a closed pipe (``BrokenPipeError``).
+    """
     try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a replaced stream without a descriptor, or a closed one
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jetatag`` console script and of ``python -m jetatag``; returns the exit status.
+
+    A command line that does not parse exits through argparse (``SystemExit(2)``, or ``SystemExit(0)``
+    for ``--help``/``--version``); see the module docstring for the other statuses.
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _setup_logging(getattr(args, "log_level", logging.INFO), getattr(args, "log_file", None))
         args.handler(args)
-    except (ParamsError, StageError, FileNotFoundError) as err:
+        sys.stdout.flush()  # inside the try: a reader that went away is seen here, not at exit
+    except BrokenPipeError:  # before OSError, its base class
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except UsageError as err:  # reported as argparse does, but returned rather than raised
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{parser.prog}: error: {err}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return EXIT_INTERRUPTED
+    except (ParamsError, StageError, OSError) as err:
         log.error("%s", err)
-        return 2
-    return 0
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 if __name__ == "__main__":

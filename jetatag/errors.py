@@ -1,4 +1,4 @@
-"""Errors that stages raise for bad input; the CLI turns them into one clear message and exit 2."""
+"""Errors that stages raise for bad input; the CLI turns them into one clear message and exit 1."""
 
 
 class StageError(RuntimeError):

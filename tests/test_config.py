@@ -58,11 +58,12 @@ def test_unreadable_params_files(tmp_path: Path):
         load_params(broken)
 
 
-def test_download_with_bad_params_exits_2_and_writes_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+def test_download_with_bad_params_exits_1_and_writes_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"data": {"retries": -3}}))
     out = tmp_path / "raw"
-    assert main(["download", "--params", str(REPO_PARAMS), "--params", str(bad), "--out", str(out)]) == 2
+    # bad params are a runtime error (1), not a usage error (2)
+    assert main(["download", "--params", str(REPO_PARAMS), "--params", str(bad), "--out", str(out)]) == 1
     assert "data.retries: must be >= 1" in caplog.text
     assert not out.exists()
 
@@ -77,6 +78,6 @@ def test_console_script_exit_status(tmp_path: Path):
         text=True,
         timeout=120,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "audio.workers: must be an integer" in result.stderr
     assert not out.exists()

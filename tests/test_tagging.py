@@ -208,7 +208,7 @@ def test_load_rejects_foreign_and_damaged_files(je_model: Path, tmp_path: Path) 
     flipped = _rewrite_bundle(bundle, tmp_path / "flipped.jetatag", payload=bytes(payload))
     with pytest.raises(StageError, match=r"flipped\.jetatag: damaged model bundle: checkpoint SHA-256"):
         load_model(flipped)
-    assert main(["tag", str(je_model.parent), "--model", str(text)]) == 2
+    assert main(["tag", str(je_model.parent), "--model", str(text)]) == 1
 
 
 # --- tag ---------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_tag_table_and_hop(je_model: Path, music: Path, capsys: pytest.CaptureFi
 def test_tag_exit_status_nonzero_only_when_nothing_tagged(
     je_model: Path, music: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert main(["tag", str(music / "corrupt.mp3"), str(tmp_path / "missing.wav"), "--model", str(je_model)]) == 2
+    assert main(["tag", str(music / "corrupt.mp3"), str(tmp_path / "missing.wav"), "--model", str(je_model)]) == 1
     assert "could be tagged" in caplog.text and "missing.wav" in caplog.text
     assert main(["tag", str(music / "short.wav"), str(tmp_path / "missing.wav"), "--model", str(je_model)]) == 0
 
@@ -359,9 +359,9 @@ def test_search_by_scores_and_errors(
     assert "mean prob" in out[1]
     assert [line.split()[-1] for line in out[2:]] == ["c.wav", "b.wav", "a.wav", "d.wav"]
     assert float(out[2].split()[1]) == pytest.approx(0.70, abs=1e-4)
-    assert main(["search", "--index", str(index_path), "--tags", "slow", "--by", "embedding"]) == 2
+    assert main(["search", "--index", str(index_path), "--tags", "slow", "--by", "embedding"]) == 1
     assert "no joint embeddings" in caplog.text
-    assert main(["search", "--index", str(index_path), "--tags", "tecno,rock"]) == 2
+    assert main(["search", "--index", str(index_path), "--tags", "tecno,rock"]) == 1
     assert "unknown tag 'tecno'; did you mean 'techno'?" in caplog.text
     with pytest.raises(StageError, match="empty tag query"):
         parse_tags(" , ", TAGS)

@@ -25,11 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
-
-from tqdm import tqdm
 
 from jetatag.config import DataParams, Params, SynthParams
 from jetatag.data.mtat import (
@@ -44,6 +42,10 @@ from jetatag.data.mtat import (
 )
 from jetatag.errors import StageError
 from jetatag.io import atomic_path, write_json
+from jetatag.progress import progress
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +188,7 @@ def copy_local(source: Path, part: Path, *, missing_ok: bool = False) -> bool:
 
 
 def _bar(name: str, total: int | None, initial: int = 0) -> tqdm:
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
+    return progress(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
 
 
 def http_download(url: str, part: Path, *, data: DataParams, missing_ok: bool = False) -> bool:
@@ -311,7 +313,7 @@ def _extract_archive(pieces: Sequence[Path], mp3_dir: Path) -> None:
     try:
         n_mp3, ignored = 0, []
         with ConcatReader(pieces) as stream, zipfile.ZipFile(stream) as archive:
-            for info in tqdm(archive.infolist(), unit="file", desc="extract"):
+            for info in progress(archive.infolist(), unit="file", desc="extract"):
                 folder, _, name = info.filename.partition("/")
                 if info.is_dir():
                     continue

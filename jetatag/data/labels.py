@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm import tqdm
 
 from jetatag.config import Params
 from jetatag.data.mtat import ANNOTATIONS, TOP50_STANDARD_ORDER, Annotations, read_annotations, split_of
 from jetatag.errors import StageError
 from jetatag.io import atomic_path, write_json
+from jetatag.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ def run_labels(params: Params, *, raw_dir: Path, out_dir: Path) -> None:
     # probe only clips that carry a top-N tag: the others are dropped anyway
     has_top = annotations.labels[:, top_tags(annotations.labels, annotations.tags, params.data.n_tags)].any(axis=1)
     unreadable: dict[str, str] = {}
-    for mp3 in tqdm([p for p, ok in zip(annotations.mp3_path, has_top, strict=True) if ok], unit="mp3", desc="probe"):
+    to_probe = [p for p, ok in zip(annotations.mp3_path, has_top, strict=True) if ok]
+    for mp3 in progress(to_probe, unit="mp3", desc="probe"):
         problem = probe_mp3(raw_dir / "mp3" / mp3)
         if problem is not None:
             unreadable[mp3] = problem

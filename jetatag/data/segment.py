@@ -27,7 +27,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
 import soxr
-from tqdm import tqdm
 
 from jetatag.config import Params
 from jetatag.data.labels import file_problem, load_labels
@@ -43,6 +42,7 @@ from jetatag.data.shards import (
 )
 from jetatag.errors import StageError
 from jetatag.io import atomic_path, write_json
+from jetatag.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Pat
     )
     stored: list[Stored] = []
     shard_of: list[int] = []
-    with _mapper(audio.workers) as ordered_map, tqdm(total=len(paths), unit="clip", desc="segment") as bar:
+    with _mapper(audio.workers) as ordered_map, progress(total=len(paths), unit="clip", desc="segment") as bar:
         lengths = estimated_samples(paths, audio.sample_rate)
         plan = plan_shards(
             [max(n, min_samples) for n in lengths], capacity=capacity, min_size=int(MIN_SHARD_MB * 2**20) // itemsize

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from jetatag.config import Params
 from jetatag.data.dataset import EvalCrops
 from jetatag.errors import StageError
 from jetatag.evaluate.summary import Scored, write_evaluation
 from jetatag.models.tagger import Tagger, load_tagger
+from jetatag.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def score_crops(tagger: Tagger, crops: EvalCrops, *, batch_size: int, device: to
     tagger.to(device).eval()
     loader = DataLoader(crops, batch_size=batch_size, shuffle=False, num_workers=0)
     tags, scores, hs, zs = [], [], [], []
-    with tqdm(total=len(crops), unit="clip", desc="evaluate") as bar:
+    with progress(total=len(crops), unit="clip", desc="evaluate") as bar:
         for waves, clip_tags in loader:
             n_clips, n_crops, length = waves.shape
             h = tagger.embed(waves.reshape(n_clips * n_crops, length).to(device))  # (B * C, h_dim)

@@ -22,7 +22,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from jetatag.data.mtat import (
     ANNOTATIONS,
@@ -34,6 +33,7 @@ from jetatag.data.mtat import (
     write_sha256sums,
 )
 from jetatag.errors import StageError
+from jetatag.progress import progress
 from jetatag.synth.catalog import ClipSpec, build_catalog, slug
 from jetatag.synth.clip import design_clip, encode_mp3, render_clip
 from jetatag.synth.notebank import NoteBank
@@ -95,7 +95,7 @@ def _clip_results(jobs: Sequence[tuple[int, float, int, int]], workers: int) -> 
         if missing:
             renders = pool.map(_load_part, missing)
             log.info("rendering %d soundfont parts into %s (once per machine)", len(missing), bank.folder)
-            list(tqdm(renders, total=len(missing), desc="note bank", unit="part"))
+            list(progress(renders, total=len(missing), desc="note bank", unit="part"))
         yield pool.map(_make_clip, jobs, chunksize=4)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, drop the clips not started yet
@@ -117,7 +117,7 @@ def _write_zip(path: Path, specs: Sequence[ClipSpec], seconds: float, seed: int,
         zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive,
     ):
         folder = None
-        for spec, (clip_tags, mp3) in tqdm(
+        for spec, (clip_tags, mp3) in progress(
             zip(order, results, strict=True), total=len(order), desc="synth", unit="clip"
         ):
             if spec.folder != folder:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from jetatag.errors import StageError
 from jetatag.models.tagger import Tagger
+from jetatag.progress import progress
 from jetatag.tagging.audio import load_audio
 from jetatag.tagging.bundle import LoadedModel
 
@@ -97,7 +97,7 @@ def score_files(
     batch_size: int = 16,
     device: torch.device | str = "cpu",
 ) -> Iterator[ClipScores | Failure]:
-    """Score each file in turn (tqdm bar on stderr when there are several); unreadable files yield a Failure."""
+    """Score each file in turn (progress bar on a terminal when there are several); unreadable files yield a Failure."""
     meta, device = model.meta, torch.device(device)
     crop = meta.crop_samples
     hop = crop if hop_samples is None else hop_samples
@@ -107,7 +107,7 @@ def score_files(
         raise StageError(f"batch size must be >= 1, got {batch_size}")
     tagger = model.tagger.to(device).eval()
     with logging_redirect_tqdm():  # warnings about skipped files do not tear the progress bar
-        for path in tqdm(files, desc="tagging", unit="file", disable=len(files) < 2):
+        for path in progress(files, desc="tagging", unit="file", disable=len(files) < 2):
             try:
                 wave = load_audio(path, sample_rate=meta.sample_rate, peak_normalize=meta.peak_normalize)
             except StageError as err:
