@@ -121,6 +121,8 @@ class TrainParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     conv_l2: float = 1e-4
     valid_crops: int = 4
+    je_embedding_cache: bool = True
+    je_cache_crops: int = 16
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
     stage2_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
 
@@ -130,6 +132,7 @@ class TrainParams:
         _check(self.seed >= 0, "train.seed", "must be >= 0")
         _check(self.conv_l2 >= 0, "train.conv_l2", "must be >= 0")
         _check(self.valid_crops >= 1, "train.valid_crops", "must be >= 1")
+        _check(self.je_cache_crops >= 1, "train.je_cache_crops", "must be >= 1")
         for name in ("stage1_schedule", "stage2_schedule"):
             phases = getattr(self, name)
             _check(len(phases) >= 1, f"train.{name}", "needs at least one phase")

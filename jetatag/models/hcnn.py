@@ -92,6 +92,7 @@ class HarmonicCNN(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
         x = self.hstft_bn(self.hstft(wave))  # (B, 6, 128, T)
+        x = x.contiguous(memory_format=torch.channels_last)  # the 2-D body runs channels-last (oneDNN's fast path)
         outputs = []
         for block in self.blocks:
             x = block(x)  # (B, C_i, F_i, T_i)

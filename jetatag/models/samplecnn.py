@@ -9,6 +9,11 @@ Layout (paper width): a strided stem Conv1d(1→128, k3, s3), nine blocks of wid
 128,128,256,256,256,256,256,256,512 each ending in MaxPool 3 (59,049 = 3^10 samples → 1 frame),
 and the multi-level head on the last three blocks → h ∈ R^1024. Every conv has a bias and is
 followed by BatchNorm, as in the authors' Keras code; this reproduces their parameter counts.
+
+Signals flow as (B, C, 1, T) channels-last rows through :class:`~jetatag.models.common.WaveConv`
+(a Conv1d run as a Conv2d, same parameters), which is about twice as fast on CPU as conv1d. Where a
+block ends in ReLU then MaxPool, it pools first: ReLU is monotone, so ``relu(pool(x)) == pool(relu(x))``
+exactly, and the ReLU then touches a third of the samples.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import ModelParams
-from jetatag.models.common import H_DIM, MaxPool1dSafe, MultiLevelHead, keras_init, scaled
+from jetatag.models.common import H_DIM, MaxPool2dSafe, MultiLevelHead, WaveConv, as_rows, keras_init, scaled
 
 STEM_CHANNELS = 128
 BLOCK_CHANNELS = (128, 128, 256, 256, 256, 256, 256, 256, 512)
@@ -33,11 +38,11 @@ class SampleStem(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size=3, stride=3)
-        self.bn = nn.BatchNorm1d(out_channels)
+        self.conv = WaveConv(in_channels, out_channels, kernel_size=3, stride=3)
+        self.bn = nn.BatchNorm2d(out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T)
-        return F.relu(self.bn(self.conv(x)))  # (B, C_out, T // 3)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
+        return F.relu(self.bn(self.conv(x)))  # (B, C_out, 1, T // 3)
 
 
 class SEGate(nn.Module):
@@ -48,10 +53,10 @@ class SEGate(nn.Module):
         self.excite = nn.Linear(channels, channels * ratio)
         self.gate = nn.Linear(channels * ratio, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
-        s = x.mean(dim=-1)  # (B, C) squeeze
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, 1, T)
+        s = x.mean(dim=(2, 3))  # (B, C) squeeze
         s = torch.sigmoid(self.gate(F.relu(self.excite(s))))  # (B, C) excitation
-        return s.unsqueeze(-1)  # (B, C, 1)
+        return s[:, :, None, None]  # (B, C, 1, 1)
 
 
 class BasicBlock(nn.Module):
@@ -59,12 +64,12 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size=3, padding=1)
-        self.bn = nn.BatchNorm1d(out_channels)
-        self.pool = MaxPool1dSafe(3)
+        self.conv = WaveConv(in_channels, out_channels, kernel_size=3, padding=1)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.pool = MaxPool2dSafe((1, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T)
-        return self.pool(F.relu(self.bn(self.conv(x))))  # (B, C_out, T // 3)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
+        return F.relu(self.pool(self.bn(self.conv(x))))  # (B, C_out, 1, T // 3)
 
 
 class SEBlock(nn.Module):
@@ -72,15 +77,15 @@ class SEBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size=3, padding=1)
-        self.bn = nn.BatchNorm1d(out_channels)
+        self.conv = WaveConv(in_channels, out_channels, kernel_size=3, padding=1)
+        self.bn = nn.BatchNorm2d(out_channels)
         self.se = SEGate(out_channels)
-        self.pool = MaxPool1dSafe(3)
+        self.pool = MaxPool2dSafe((1, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T)
-        x = F.relu(self.bn(self.conv(x)))  # (B, C_out, T)
-        x = x * self.se(x)  # (B, C_out, T)
-        return self.pool(x)  # (B, C_out, T // 3)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
+        x = F.relu(self.bn(self.conv(x)))  # (B, C_out, 1, T)
+        x = x * self.se(x)  # (B, C_out, 1, T)
+        return self.pool(x)  # (B, C_out, 1, T // 3)
 
 
 class Shortcut(nn.Module):
@@ -90,11 +95,11 @@ class Shortcut(nn.Module):
         super().__init__()
         self.project = in_channels != out_channels
         if self.project:
-            self.conv = nn.Conv1d(in_channels, out_channels, kernel_size=1)
-            self.bn = nn.BatchNorm1d(out_channels)
+            self.conv = WaveConv(in_channels, out_channels, kernel_size=1)
+            self.bn = nn.BatchNorm2d(out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T)
-        return self.bn(self.conv(x)) if self.project else x  # (B, C_out, T)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
+        return self.bn(self.conv(x)) if self.project else x  # (B, C_out, 1, T)
 
 
 class ResBlock(nn.Module):
@@ -103,21 +108,21 @@ class ResBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, se: bool = False, dropout: float = 0.2) -> None:
         super().__init__()
         self.shortcut = Shortcut(in_channels, out_channels)
-        self.conv1 = nn.Conv1d(in_channels, out_channels, kernel_size=3, padding=1)
-        self.bn1 = nn.BatchNorm1d(out_channels)
+        self.conv1 = WaveConv(in_channels, out_channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(out_channels)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv1d(out_channels, out_channels, kernel_size=3, padding=1)
-        self.bn2 = nn.BatchNorm1d(out_channels)
+        self.conv2 = WaveConv(out_channels, out_channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(out_channels)
         self.se = SEGate(out_channels) if se else None
-        self.pool = MaxPool1dSafe(3)
+        self.pool = MaxPool2dSafe((1, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T)
-        residual = self.dropout(F.relu(self.bn1(self.conv1(x))))  # (B, C_out, T)
-        residual = self.bn2(self.conv2(residual))  # (B, C_out, T)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
+        residual = self.dropout(F.relu(self.bn1(self.conv1(x))))  # (B, C_out, 1, T)
+        residual = self.bn2(self.conv2(residual))  # (B, C_out, 1, T)
         if self.se is not None:
-            residual = residual * self.se(residual)  # (B, C_out, T) gate before the addition
-        x = F.relu(self.shortcut(x) + residual)  # (B, C_out, T)
-        return self.pool(x)  # (B, C_out, T // 3)
+            residual = residual * self.se(residual)  # (B, C_out, 1, T) gate before the addition
+        x = self.shortcut(x) + residual  # (B, C_out, 1, T)
+        return F.relu(self.pool(x))  # (B, C_out, 1, T // 3)
 
 
 class ReSEBlock(ResBlock):
@@ -157,16 +162,16 @@ class SampleCNN(nn.Module):
         return cls(width=model.width)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the stem and blocks on a (B, C, L) signal and return h (B, 1024)."""
-        x = self.stem(x)  # (B, C0, L // 3)
+        """Run the stem and blocks on (B, C, 1, L) channels-last rows (:func:`as_rows`) and return h (B, 1024)."""
+        x = self.stem(x)  # (B, C0, 1, L // 3)
         outputs = []
         for block in self.blocks:
-            x = block(x)  # (B, C_i, T_i // 3)
+            x = block(x)  # (B, C_i, 1, T_i // 3)
             outputs.append(x)
         return self.head(outputs[-3:])  # (B, 1024)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        return self.features(wave.unsqueeze(1))  # (B, 1024)
+        return self.features(as_rows(wave.unsqueeze(1)))  # (B, 1024)
 
 
 class SampleCNNSE(SampleCNN):

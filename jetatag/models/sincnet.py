@@ -18,21 +18,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import ModelParams
-from jetatag.models.common import scaled
+from jetatag.models.common import as_rows, scaled
 from jetatag.models.samplecnn import SampleCNNReSE
 from jetatag.models.sinc import SincConv
 
 
 class SincFrontEnd(nn.Module):
-    """Sinc band-pass filterbank → BatchNorm → ReLU: (B, L) → (B, n_filters, L)."""
+    """Sinc band-pass filterbank → BatchNorm → ReLU: (B, L) → (B, n_filters, 1, L) channels-last rows."""
 
     def __init__(self, n_filters: int, n_taps: int, *, sample_rate: int) -> None:
         super().__init__()
         self.sinc = SincConv(n_filters, n_taps, sample_rate=sample_rate)
-        self.bn = nn.BatchNorm1d(n_filters)
+        self.bn = nn.BatchNorm2d(n_filters)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        return F.relu(self.bn(self.sinc(wave)))  # (B, F, L)
+        return F.relu(self.bn(as_rows(self.sinc(wave))))  # (B, F, 1, L)
 
 
 class MusicSincNet(nn.Module):
@@ -60,5 +60,5 @@ class MusicSincNet(nn.Module):
         )
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        bands = self.frontend(wave)  # (B, F, L)
+        bands = self.frontend(wave)  # (B, F, 1, L)
         return self.body.features(bands)  # (B, 1024)

@@ -15,17 +15,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from dvclive import Live
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from jetatag.config import Params, Phase, TrainParams
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
+from jetatag.progress import progress
 from jetatag.train.device import autocast, pin_memory, to_device
 from jetatag.train.resume import ResumeState, clear_resume, load_resume, resume_path, save_resume
 from jetatag.train.schedule import make_optimizer, param_groups, phase_index, total_epochs
@@ -36,13 +37,23 @@ Losses = dict[str, torch.Tensor]
 """Loss terms of one batch: ``"loss"`` is what is minimised, other keys are its logged components."""
 
 
+class EpochData(Protocol):
+    """Training data whose items depend on the epoch: random waveform crops or cached crop embeddings."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
 @dataclass
 class Task:
     """What one stage trains: its model, its batch loss and its validation metrics."""
 
     name: str  # shown in logs and on the progress bar, e.g. "stage1 hcnn"
     model: nn.Module  # all state that is checkpointed; parameters with requires_grad are optimised
-    losses: Callable[[torch.Tensor, torch.Tensor], Losses]  # (wave (B, L), tags (B, n_tags)) on device → terms
+    losses: Callable[[torch.Tensor, torch.Tensor], Losses]  # (inputs (B, ...), tags (B, n_tags)) on device → terms
     validate: Callable[[], dict[str, float]]  # metrics on the valid split, called with the model in eval mode
 
 
@@ -58,7 +69,7 @@ def crop_data(
 
 
 def make_loader(
-    dataset: Dataset,
+    dataset: Dataset | EpochData,
     *,
     batch_size: int,
     train: TrainParams,
@@ -91,7 +102,7 @@ def epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
 
 def fit(
     task: Task,
-    train_set: TrainCrops,
+    train_set: EpochData,
     *,
     phases: Sequence[Phase],
     train: TrainParams,
@@ -210,12 +221,13 @@ def _train_epoch(
     sums: dict[str, float] = {}
     seen = 0
     n_steps = len(loader)
-    bar = tqdm(total=n_steps * loader.batch_size, desc=f"{task.name} {epoch + 1}/{n_epochs}", unit="clip", leave=False)
+    desc = f"{task.name} {epoch + 1}/{n_epochs}"
+    bar = progress(total=n_steps * loader.batch_size, desc=desc, unit="clip", leave=False)
     with bar:
-        for step, (wave, tags) in enumerate(loader):
-            wave, tags = to_device(wave, device), to_device(tags, device)  # (B, L), (B, n_tags)
+        for step, (inputs, tags) in enumerate(loader):
+            inputs, tags = to_device(inputs, device), to_device(tags, device)  # (B, L) crops or (B, 1024) h
             with autocast(device):
-                losses = task.losses(wave, tags)
+                losses = task.losses(inputs, tags)
             terms = torch.stack([value.detach() for value in losses.values()]).tolist()  # one device sync
             values = dict(zip(losses, terms, strict=True))
             if not all(math.isfinite(value) for value in values.values()):
@@ -228,7 +240,7 @@ def _train_epoch(
             losses["loss"].backward()
             optimizer.step()
 
-            batch = len(wave)
+            batch = len(inputs)
             seen += batch
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + value * batch

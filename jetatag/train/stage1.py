@@ -4,6 +4,9 @@ Loss per batch ``L = L_AE + L_pair``: ``L_AE`` is the MSE between the tags and t
 through the tag autoencoder; ``L_pair`` pulls the audio embedding z_m of a crop towards the tag
 embedding z_t of its clip (``model.pair_loss``: the paper's cosine loss or the authors' margin loss).
 The output is a self-describing checkpoint of the whole :class:`JointEmbedding` that stage 2 (je) reads.
+Validation also logs the geometry of the joint space every epoch (:mod:`jetatag.train.geometry`):
+mean pairwise cosine and effective rank of z_t over the distinct tag vectors and of z_m over the
+validation crops, the figures that show whether the embedding collapses.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from jetatag.config import ModelParams, Params
 from jetatag.models.losses import pair_loss, reconstruction_loss
 from jetatag.models.tagger import JointEmbedding, TaggerMeta, build_joint_embedding, save_joint
 from jetatag.train.device import autocast, resolve_device
+from jetatag.train.geometry import geometry
 from jetatag.train.loop import Losses, Task, crop_data, fit
 from jetatag.train.resume import run_fingerprint
 from jetatag.train.validation import crop_batches
@@ -34,26 +38,36 @@ def joint_losses(out: dict[str, torch.Tensor], tags: torch.Tensor, model: ModelP
 
 
 def validate_joint(
-    model: JointEmbedding, loader: DataLoader, device: torch.device, params: ModelParams
+    model: JointEmbedding, loader: DataLoader, device: torch.device, params: ModelParams, tag_vectors: torch.Tensor
 ) -> dict[str, float]:
-    """Mean stage-1 loss terms on the valid crops; each crop position of a batch of clips is scored as one batch.
+    """Mean stage-1 loss terms on the valid crops, and the geometry of z_m (valid crops) and z_t (``tag_vectors``).
 
-    Scoring crop positions separately keeps a batch to one crop per clip, as in training, which the
-    margin loss (pairs within the batch) needs.
+    Each crop position of a batch of clips is scored as one batch: that keeps a batch to one crop per
+    clip, as in training, which the margin loss (pairs within the batch) needs. ``tag_vectors``
+    [shape=(n, n_tags)] are the distinct tag vectors whose z_t geometry is measured.
     """
     sums: dict[str, float] = {}
     count = 0
+    z_m = []
     for crops, tags in crop_batches(loader, device):
         b, k, length = crops.shape
         with autocast(device):
             out = model(crops.reshape(b * k, length), tags.repeat_interleave(k, dim=0))
         out = {key: value.reshape(b, k, -1) for key, value in out.items()}  # (B, k, D) per output
+        z_m.append(out["z_m"].float().reshape(b * k, -1).cpu())
         for j in range(k):
             terms = joint_losses({key: value[:, j] for key, value in out.items()}, tags, params)
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value.item() * b
             count += b
-    return {key: total / count for key, total in sums.items()}
+    metrics = {key: total / count for key, total in sums.items()}
+    z_t = model.tag_encoder(tag_vectors.to(device)).float().cpu()  # (n, embed_dim)
+    return metrics | geometry(z_t, "zt") | geometry(torch.cat(z_m), "zm")
+
+
+def distinct_tag_vectors(*tag_sets: torch.Tensor) -> torch.Tensor:
+    """The distinct rows of the stacked clip tag matrices, [shape=(n_distinct, n_tags)]."""
+    return torch.unique(torch.cat(tag_sets), dim=0)
 
 
 def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Path, live_dir: Path) -> None:
@@ -64,6 +78,7 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
     train_set, valid_set, valid_loader = crop_data(params, extractor, audio_dir, device)
     crop = train_set.crop_samples
 
+    tag_vectors = distinct_tag_vectors(train_set.tag_matrix, valid_set.tag_matrix)
     torch.manual_seed(train.seed)
     model = build_joint_embedding(
         extractor, params.model, n_tags=len(train_set.tags), sample_rate=train_set.sample_rate
@@ -72,7 +87,7 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
         name=f"stage1 {extractor}",
         model=model,
         losses=lambda wave, tags: joint_losses(model(wave, tags), tags, params.model),
-        validate=lambda: validate_joint(model, valid_loader, device, params.model),
+        validate=lambda: validate_joint(model, valid_loader, device, params.model, tag_vectors),
     )
     meta = TaggerMeta(
         extractor=extractor,

@@ -1,8 +1,10 @@
 """Stage 2: the tag classifier, on the frozen stage-1 extractor (je) or trained end to end with it (noje).
 
 je: the stage-1 extractor is frozen (no gradients) and held in eval mode, so its weights, BatchNorm
-statistics and dropout stay exactly as stage 1 left them; only the classifier learns, on h. The saved
-tagger also carries the stage-1 projection head and tag encoder, for retrieval in the joint space.
+statistics and dropout stay exactly as stage 1 left them; only the classifier learns, on h. By default
+h is computed once for a fixed grid of crops per clip (:mod:`jetatag.train.embeddings`) rather than
+in every epoch. The saved tagger also carries the stage-1 projection head and tag encoder, for
+retrieval in the joint space.
 noje (the paper's baseline): a fresh extractor and the classifier trained together.
 Both minimise binary cross-entropy on the classifier's logits and write a :func:`save_tagger` checkpoint.
 """
@@ -11,33 +13,43 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from jetatag.config import Params
+from jetatag.data.dataset import EvalCrops
 from jetatag.errors import StageError
 from jetatag.models import H_DIM
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss
 from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, load_joint, save_tagger
 from jetatag.train.device import autocast, resolve_device
-from jetatag.train.loop import Task, crop_data, fit
+from jetatag.train.embeddings import CachedCrops, cache_embeddings, cached_batches
+from jetatag.train.loop import EpochData, Task, crop_data, fit
 from jetatag.train.resume import run_fingerprint
 from jetatag.train.validation import crop_batches, macro_roc_auc
 
 log = logging.getLogger(__name__)
 
 
-def validate_tagger(model: Tagger, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Crop-level BCE and clip-level macro ROC-AUC (mean of the crops' sigmoid scores) on the valid crops."""
+def validate_tagger(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+) -> dict[str, float]:
+    """Crop-level BCE and clip-level macro ROC-AUC (mean of the crops' sigmoid scores) on the valid crops.
+
+    ``batches`` yields per-clip inputs (B, k, ...) (waveform crops, or their cached h) and clip tags
+    (B, n_tags); ``forward`` maps (B·k, ...) inputs to logits.
+    """
     scores, truth = [], []
     loss_sum, count = 0.0, 0
-    for crops, tags in crop_batches(loader, device):
-        b, k, length = crops.shape
+    for inputs, tags in batches:
+        b, k = inputs.shape[:2]
         with autocast(device):
-            logits = model(crops.reshape(b * k, length)).float().reshape(b, k, -1)  # (B, k, n_tags)
+            logits = forward(inputs.flatten(0, 1)).float().reshape(b, k, -1)  # (B, k, n_tags)
         loss_sum += classification_loss(logits, tags[:, None].expand_as(logits)).item() * b
         count += b
         scores.append(torch.sigmoid(logits).mean(dim=1).cpu())  # (B, n_tags) clip scores
@@ -70,6 +82,30 @@ def _je_tagger(stage1_path: Path, *, extractor: str, params: Params, tags: list[
     for head in (tagger.projection, tagger.tag_encoder):  # carried for retrieval, not trained here
         head.requires_grad_(False)
     return tagger
+
+
+def _cached_task(
+    name: str, tagger: Tagger, params: Params, valid_set: EvalCrops, *, crops: EvalCrops, device: torch.device
+) -> tuple[CachedCrops, Task]:
+    """The JE classifier's training data and task on h cached once from the frozen extractor.
+
+    ``crops`` supplies the train clips; h is cached for ``train.je_cache_crops`` crops of each at hop
+    (len − L) // K and for the ``valid_set`` crops. Logs how long caching took.
+    """
+    train = params.train
+    grid = EvalCrops(crops.audio_dir, split="train", crop_samples=crops.crop_samples, n_crops=train.je_cache_crops)
+    train_h, train_tags = cache_embeddings(tagger.extractor, grid, train=train, device=device, what="train")
+    valid_h, valid_tags = cache_embeddings(tagger.extractor, valid_set, train=train, device=device, what="valid")
+    classifier = tagger.classifier
+    task = Task(
+        name=name,
+        model=tagger,
+        losses=lambda h, batch_tags: {"loss": classification_loss(classifier(h).float(), batch_tags)},
+        validate=lambda: validate_tagger(
+            classifier, cached_batches(valid_h, valid_tags, batch_size=train.batch_size, device=device), device
+        ),
+    )
+    return CachedCrops(train_h, train_tags, seed=train.seed), task
 
 
 def run_stage2(
@@ -107,12 +143,16 @@ def run_stage2(
         tagger = build_tagger(extractor, params.model, n_tags=len(tags), sample_rate=train_set.sample_rate)
     tagger.to(device)
     name = f"stage2 {extractor}-{variant}"
-    task = Task(
-        name=name,
-        model=tagger,
-        losses=lambda wave, batch_tags: {"loss": classification_loss(tagger(wave).float(), batch_tags)},
-        validate=lambda: validate_tagger(tagger, valid_loader, device),
-    )
+    data: EpochData = train_set
+    if stage1_path is not None and train.je_embedding_cache:
+        data, task = _cached_task(name, tagger, params, valid_set, crops=train_set, device=device)
+    else:
+        task = Task(
+            name=name,
+            model=tagger,
+            losses=lambda wave, batch_tags: {"loss": classification_loss(tagger(wave).float(), batch_tags)},
+            validate=lambda: validate_tagger(tagger, crop_batches(valid_loader, device), device),
+        )
     meta = TaggerMeta(
         extractor=extractor,
         variant=variant,
@@ -132,7 +172,7 @@ def run_stage2(
     )
     fit(
         task,
-        train_set,
+        data,
         phases=train.stage2_schedule,
         train=train,
         device=device,
