@@ -13,6 +13,13 @@ The table ends with the full-MTAT training time each step time implies (15,247 c
 
     python benchmarks/train_step.py                       # every extractor, paper and demo size
     python benchmarks/train_step.py --extractors samplecnn hcnn --sizes demo --steps 5
+
+Before/after: ``--against REV`` times the no-JE training step (extractor + classifier, BCE, Adam) of
+this working tree and of git revision REV side by side, in lockstep: two long-lived worker processes,
+one importing each tree's ``jetatag``, take steps in alternation (the order swaps every round), so both
+see the same machine load; it prints the median ms per step of each and their ratio.
+
+    python benchmarks/train_step.py --against e43ee53 --sizes paper demo --steps 7
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ import multiprocessing
 import os
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -144,6 +154,97 @@ def implied_hours(stage1_ms: float, je_stage2_ms: float, batch: int) -> dict[str
     }
 
 
+def worker(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int) -> None:
+    """Lockstep worker: build a no-JE tagger, then run one training step per "step" line on stdin, replying ms."""
+    from jetatag.models.tagger import build_tagger
+
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(seed)
+    wave = torch.rand(batch, model.crop_samples(extractor), generator=generator) * 2 - 1  # (B, L)
+    tags = (torch.rand(batch, N_TAGS, generator=generator) < 0.1).float()  # (B, n_tags)
+    torch.manual_seed(seed)
+    tagger = build_tagger(extractor, model, n_tags=N_TAGS, sample_rate=16000).train()
+    optimizer = torch.optim.Adam(tagger.parameters(), lr=1e-4)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        classification_loss(tagger(wave), tags).backward()
+        optimizer.step()
+        print(f"{1e3 * (time.perf_counter() - start):.3f}", flush=True)
+
+
+def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namespace) -> subprocess.Popen[str]:
+    """A lockstep worker importing ``jetatag`` from ``tree``."""
+    command = [sys.executable, __file__, "--worker", extractor, "--model-json", json.dumps(dataclasses.asdict(model))]
+    command += ["--batch", str(args.batch), "--threads", str(args.threads), "--seed", str(args.seed)]
+    env = os.environ | {"PYTHONPATH": str(tree)}
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"worker for {extractor} in {tree} failed to start")
+    return proc
+
+
+def _step(proc: subprocess.Popen[str]) -> float:
+    proc.stdin.write("step\n")
+    proc.stdin.flush()
+    return float(proc.stdout.readline())
+
+
+def against(args: argparse.Namespace, models: dict[str, ModelParams]) -> list[dict[str, Any]]:
+    """Lockstep before/after timing of every (size, extractor) against git revision ``args.against``."""
+    root = Path(__file__).resolve().parents[1]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="jetatag-against-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", args.against, "jetatag"], check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        print(f"load average before: {os.getloadavg()[0]:.1f}; this tree vs {args.against}, threads {args.threads}")
+        print("| extractor | size | width | ms/step now | ms/step at " + args.against + " | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for size in args.sizes:
+            for extractor in args.extractors:
+                model = models[size]
+                procs = {
+                    "now": _spawn(root, extractor, model, args),
+                    "before": _spawn(Path(tmp), extractor, model, args),
+                }
+                times: dict[str, list[float]] = {"now": [], "before": []}
+                try:
+                    for proc in procs.values():  # warm-up: allocator, oneDNN primitive caches
+                        _step(proc)
+                        _step(proc)
+                    for round_ in range(args.steps):
+                        order = ("now", "before") if round_ % 2 == 0 else ("before", "now")
+                        for side in order:
+                            times[side].append(_step(procs[side]))
+                finally:
+                    for proc in procs.values():
+                        proc.stdin.close()
+                        proc.wait()
+                now, before = statistics.median(times["now"]), statistics.median(times["before"])
+                rows.append(
+                    {
+                        "extractor": extractor,
+                        "size": size,
+                        "width": model.width,
+                        "now_ms": now,
+                        "before_ms": before,
+                        "speedup": before / now,
+                        "against": args.against,
+                    }
+                )
+                print(
+                    f"| {extractor} | {size} | {model.width:g} | {now:.0f} | {before:.0f} | {before / now:.2f}x |",
+                    flush=True,
+                )
+    print(f"median of {args.steps} alternating steps each; load average after: {os.getloadavg()[0]:.1f}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--extractors", nargs="+", choices=EXTRACTOR_IDS, default=list(EXTRACTOR_IDS))
@@ -155,11 +256,25 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--against", metavar="REV", help="time the no-JE step against git revision REV in lockstep")
+    parser.add_argument("--worker", metavar="EXTRACTOR", help=argparse.SUPPRESS)
+    parser.add_argument("--model-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        model = ModelParams(**json.loads(args.model_json))
+        worker(args.worker, model, batch=args.batch, threads=args.threads, seed=args.seed)
+        return
 
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
     models = {"paper": PAPER_MODEL, "demo": load_params(args.params).model}
+    if args.against:
+        rows = against(args, models)
+        if args.json:
+            args.json.write_text(
+                json.dumps({"batch": args.batch, "threads": args.threads, "rows": rows}, indent=2) + "\n"
+            )
+        return
     rows = []
     columns = [
         "extractor",
