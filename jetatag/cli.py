@@ -123,6 +123,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     run_evaluate(_params(args), model_path=args.model, audio_dir=args.audio, out_json=args.out, out_arrays=args.arrays)
 
 
+def cmd_probe(args: argparse.Namespace) -> None:
+    from jetatag.evaluate.probe import run_probe
+
+    run_probe(_params(args), audio_dir=args.audio, out_json=args.out)
+
+
 def cmd_table1(args: argparse.Namespace) -> None:
     from jetatag.report.table1 import run_table1
 
@@ -130,6 +136,9 @@ def cmd_table1(args: argparse.Namespace) -> None:
         _params(args),
         eval_dir=args.evals,
         arrays_dir=args.arrays,
+        probe_json=args.probe,
+        train_dir=args.train,
+        figure2_json=args.figure2,
         out_table=args.out_table,
         out_metrics=args.out_metrics,
     )
@@ -144,6 +153,7 @@ def cmd_figure2(args: argparse.Namespace) -> None:
         eval_dir=args.evals,
         out_figure=args.out,
         out_per_tag=args.out_per_tag,
+        out_stats=args.out_stats,
     )
 
 
@@ -318,10 +328,18 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--arrays", type=Path, required=True, help="npz of scores and embeddings to write")
 
+    p = add("probe", cmd_probe, "Reference row: logistic regression on log-mel mean/std features (train -> test).")
+    _add_params(p)
+    p.add_argument("--audio", type=Path, required=True, help="audio folder written by segment")
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON to write, e.g. reports/eval/probe.json")
+
     p = add("table1", cmd_table1, "Table 1 (markdown) and flat metrics.json from all evaluations.")
     _add_params(p)
     p.add_argument("--evals", type=Path, required=True, help="folder of <extractor>-<variant>.json")
     p.add_argument("--arrays", type=Path, required=True, help="folder of <extractor>-<variant>.npz (paired bootstrap)")
+    p.add_argument("--probe", type=Path, required=True, help="probe metrics JSON written by probe")
+    p.add_argument("--train", type=Path, required=True, help="folder of the <extractor>-stage1/ dvclive folders")
+    p.add_argument("--figure2", type=Path, required=True, help="k-NN agreement JSON written by figure2")
     p.add_argument("--out-table", type=Path, required=True)
     p.add_argument("--out-metrics", type=Path, required=True)
 
@@ -331,6 +349,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evals", type=Path, required=True, help="folder of <extractor>-<variant>.json")
     p.add_argument("--out", type=Path, required=True, help="figure PNG to write")
     p.add_argument("--out-per-tag", type=Path, required=True, help="per-tag ROC-AUC PNG to write")
+    p.add_argument("--out-stats", type=Path, required=True, help="JSON of the panels' k-NN tag agreement to write")
 
     p = add("export", cmd_export, "Bundle a trained model into one .jetatag file for tagging your own music.")
     p.add_argument("--model", type=Path, help="training checkpoint, e.g. models/hcnn/je/model.pt")

@@ -155,6 +155,26 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ProbeParams:
+    """The reference probe: logistic regression on per-clip log-mel mean/std features."""
+
+    n_mels: int = 128  # mel bands of the log-mel spectrogram; features = mean and std of each band (2 * n_mels)
+    n_fft: int = 512  # STFT frame, samples (32 ms at 16 kHz)
+    hop_length: int = 256  # STFT hop, samples
+    c: float = 0.1  # inverse L2 strength of the logistic regression (scikit-learn's C), standardised features
+    max_iter: int = 1000  # lbfgs iterations per tag
+    workers: int = 2  # feature-extraction processes (the output does not depend on them)
+
+    def validate(self) -> None:
+        _check(self.n_mels >= 1, "probe.n_mels", "must be >= 1")
+        _check(self.n_fft >= 16, "probe.n_fft", "must be >= 16")
+        _check(1 <= self.hop_length <= self.n_fft, "probe.hop_length", "must be within 1..probe.n_fft")
+        _check(self.c > 0, "probe.c", "must be > 0")
+        _check(self.max_iter >= 1, "probe.max_iter", "must be >= 1")
+        _check(self.workers >= 1, "probe.workers", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class ReportParams:
     tsne_tag: str = "techno"
     tsne_perplexity: float = 30.0
@@ -182,6 +202,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    probe: ProbeParams = field(default_factory=ProbeParams)
     report: ReportParams = field(default_factory=ReportParams)
 
     def validate(self) -> None:

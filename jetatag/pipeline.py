@@ -41,6 +41,8 @@ UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
 
 EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
 EVAL_ARRAYS = tuple(f"data/eval/{x}-{v}.npz" for x in EXTRACTOR_IDS for v in VARIANTS)
+STAGE1_LIVE = tuple(f"reports/train/{x}-stage1" for x in EXTRACTOR_IDS)
+"""Stage-1 dvclive folders: Table 1 reads the last epoch's embedding geometry from them."""
 
 
 @dataclass(frozen=True)
@@ -205,23 +207,29 @@ STAGES: tuple[Stage, ...] = (
         wildcards=_XV,
     ),
     Stage(
-        name="table1",
-        desc="Table 1 (markdown) and flat metrics.json from all evaluations",
-        command="table1",
-        args="--evals reports/eval --arrays data/eval --out-table {table} --out-metrics {metrics}",
-        deps={"evals": EVAL_JSONS, "arrays": EVAL_ARRAYS},
-        outs={
-            "table": Output("reports/table1.md", cache=False),
-            "metrics": Output("reports/metrics.json", kind="metrics", cache=False),
-        },
-        params=("report.profile",),
-        modules=("jetatag.report.table1",),
+        name="probe",
+        desc="Reference row: logistic regression on log-mel mean/std features, train split -> test split",
+        command="probe",
+        args="--audio {audio} --out {metrics}",
+        deps={"audio": "data/audio"},
+        outs={"metrics": Output("reports/eval/probe.json", kind="metrics", cache=False)},
+        params=(
+            "data.source",
+            "probe.n_mels",
+            "probe.n_fft",
+            "probe.hop_length",
+            "probe.c",
+            "probe.max_iter",
+            "evaluate.bootstrap",
+            "evaluate.seed",
+        ),
+        modules=("jetatag.evaluate.probe",),
     ),
     Stage(
         name="figure2",
-        desc="Figure 2 (t-SNE of Harmonic-CNN h, no JE / tags / JE) and the per-tag ROC-AUC plot",
+        desc="Figure 2 (t-SNE of Harmonic-CNN h, no JE / tags / JE) with k-NN tag agreement, per-tag ROC-AUC plot",
         command="figure2",
-        args="--arrays data/eval --evals reports/eval --out {figure} --out-per-tag {per_tag}",
+        args="--arrays data/eval --evals reports/eval --out {figure} --out-stats {stats} --out-per-tag {per_tag}",
         deps={
             "arrays": ("data/eval/hcnn-noje.npz", "data/eval/hcnn-je.npz"),
             "evals": (
@@ -229,9 +237,35 @@ STAGES: tuple[Stage, ...] = (
                 "reports/eval/${report.per_tag_extractor}-je.json",
             ),
         },
-        outs={"figure": Output("reports/figure2.png"), "per_tag": Output("reports/per_tag_auc.png")},
+        outs={
+            "figure": Output("reports/figure2.png"),
+            "stats": Output("reports/figure2.json", cache=False),
+            "per_tag": Output("reports/per_tag_auc.png"),
+        },
         params=("report.tsne_tag", "report.tsne_perplexity", "report.per_tag_extractor", "report.seed"),
         modules=("jetatag.report.figure2",),
+    ),
+    Stage(
+        name="table1",
+        desc="Table 1 (markdown) and flat metrics.json: evaluations, probe, Figure 2 agreement, stage-1 geometry",
+        command="table1",
+        args=(
+            "--evals reports/eval --arrays data/eval --probe {probe} --train reports/train --figure2 {figure2} "
+            "--out-table {table} --out-metrics {metrics}"
+        ),
+        deps={
+            "evals": EVAL_JSONS,
+            "arrays": EVAL_ARRAYS,
+            "probe": "reports/eval/probe.json",
+            "stage1": STAGE1_LIVE,
+            "figure2": "reports/figure2.json",
+        },
+        outs={
+            "table": Output("reports/table1.md", cache=False),
+            "metrics": Output("reports/metrics.json", kind="metrics", cache=False),
+        },
+        params=("report.profile",),
+        modules=("jetatag.report.table1",),
     ),
 )
 

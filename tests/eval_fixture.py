@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,51 @@ def write_fake_evaluation(
         n_resamples=n_resamples,
         seed=0,
     )
+
+
+def write_fake_probe(
+    path: Path, *, roc_auc: float = 0.61, ap: float = 0.42, n_clips: int = 80, dataset: str = "synthetic"
+) -> dict[str, Any]:
+    """Write a ``probe.json`` as the ``probe`` stage writes it, for the fixture's test clips."""
+    record = {
+        "model": "Log-mel mean/std + logistic regression (probe)",
+        "dataset": {"name": dataset, "source": dataset, "split": "test", "sample_rate": 16000, "n_tags": len(TAGS)},
+        "n_train_clips": 3 * n_clips,
+        "n_test_clips": n_clips,
+        "literature": {
+            "roc_auc": roc_auc,
+            "ap": ap,
+            "ci95": {"roc_auc": [roc_auc - 0.05, roc_auc + 0.05], "ap": [ap - 0.05, ap + 0.05]},
+            "n_tags": len(TAGS),
+            "excluded_tags": [],
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return record
+
+
+def write_fake_figure2_stats(path: Path, *, agreement: tuple[float, float, float] = (0.3, 0.9, 0.5)) -> dict[str, Any]:
+    """Write a ``figure2.json`` as the ``figure2`` stage writes it."""
+    stats = {
+        "extractor": "hcnn",
+        "tag": "techno",
+        "k": 10,
+        "space": "2-D t-SNE coordinates of each panel",
+        "n_clips": 80,
+        "n_tagged": 24,
+        "base_rate": 0.3,
+        "knn_agreement": dict(zip(("h_noje", "tag_vectors", "h_je"), agreement, strict=True)),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stats))
+    return stats
+
+
+def write_stage1_metrics(train_dir: Path, extractor: str, valid: dict[str, float]) -> Path:
+    """Write ``<train_dir>/<extractor>-stage1/metrics.json`` as dvclive keeps it (latest values, nested)."""
+    path = Path(train_dir) / f"{extractor}-stage1" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"lr": 0.001, "train": {"loss": 1.2}, "valid": {"loss": 1.3, **valid}, "step": 4}
+    path.write_text(json.dumps(doc, indent=4))
+    return path

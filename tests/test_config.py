@@ -40,6 +40,11 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"data": {"n_tags": 1}}, "data.n_tags: must be >= 2"),
         ({"data": {"source": "  "}}, "data.source"),
         ({"data": "synthetic"}, "data: must be a mapping"),
+        ({"probe": {"c": 0}}, "probe.c: must be > 0"),
+        ({"probe": {"hop_length": 1024}}, "probe.hop_length: must be within 1..probe.n_fft"),
+        ({"probe": {"n_mels": 0}}, "probe.n_mels: must be >= 1"),
+        ({"probe": {"workers": 0}}, "probe.workers: must be >= 1"),
+        ({"probe": {"C": 1.0}}, "probe.C: unknown key"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path: Path, override: dict, message: str):

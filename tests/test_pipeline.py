@@ -64,11 +64,22 @@ def test_job_grid_matches_the_paper() -> None:
         "stage2": len(EXTRACTOR_IDS),
         "baseline": len(EXTRACTOR_IDS),
         "evaluate": len(EXTRACTOR_IDS) * len(VARIANTS),
-        "table1": 1,
+        "probe": 1,
         "figure2": 1,
+        "table1": 1,
     }
     outputs = [pipeline.fill(o.path, wc) for s in pipeline.STAGES for wc in s.instances() for o in s.outs.values()]
     assert len(outputs) == len(set(outputs)), "two jobs write the same path"
+
+
+def test_report_inputs_are_outputs_of_other_jobs() -> None:
+    # table1 reads the probe, Figure 2's statistics and every stage-1 dvclive folder: each is some job's output
+    written = {pipeline.fill(o.path, wc) for s in pipeline.STAGES for wc in s.instances() for o in s.outs.values()}
+    table1 = pipeline.dep_paths(pipeline.stage("table1"))
+    assert {"reports/eval/probe.json", "reports/figure2.json"} <= set(table1)
+    assert {f"reports/train/{x}-stage1" for x in EXTRACTOR_IDS} <= set(table1)
+    assert set(table1) <= written
+    assert "probe.workers" not in pipeline.stage("probe").params  # parallelism only
 
 
 def test_code_files_follow_imports_transitively() -> None:
@@ -337,6 +348,10 @@ def test_dvc_repro_builds_the_whole_dag(dvc_run: DvcRun) -> None:
     assert "profile: **tiny**" in (dvc_run.path / "reports/table1.md").read_text(encoding="utf-8")
     metrics = json.loads((dvc_run.path / "reports/metrics.json").read_text(encoding="utf-8"))
     assert "hcnn.je.paper.roc_auc" in metrics
+    assert {"probe.literature.roc_auc", "figure2.knn_agreement.h_je", "hcnn.stage1.valid.zt_erank"} <= set(metrics)
+    probe = json.loads((dvc_run.path / "reports/eval/probe.json").read_text(encoding="utf-8"))
+    hcnn = json.loads((dvc_run.path / "reports/eval/hcnn-je.json").read_text(encoding="utf-8"))
+    assert probe["n_test_clips"] == hcnn["n_test_clips"]
     for png in ("reports/figure2.png", "reports/per_tag_auc.png"):
         assert (dvc_run.path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

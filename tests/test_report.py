@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_fixture import TAGS, write_fake_evaluation
+from eval_fixture import TAGS, write_fake_evaluation, write_fake_figure2_stats, write_fake_probe, write_stage1_metrics
 from PIL import Image
 
 from jetatag.config import EXTRACTOR_IDS
 from jetatag.errors import StageError
-from jetatag.report.figure2 import DPI, make_figure2, run_figure2, tsne_map
+from jetatag.report.figure2 import DPI, PANELS, make_figure2, panel_stats, run_figure2, tsne_map, tsne_panels
+from jetatag.report.geometry import GEOMETRY_KEYS
+from jetatag.report.knn import base_rate, knn_agreement
 from jetatag.report.paper import EXTRACTOR_NAMES, PAPER_TABLE1
 from jetatag.report.table1 import run_table1
 
@@ -31,16 +33,39 @@ def evaluations(tmp_path: Path) -> tuple[Path, Path, dict]:
     return eval_dir, arrays_dir, records
 
 
+OLD_STAGE1 = "samplecnn_res"
+"""Its stage-1 metrics file predates the geometry keys."""
+
+
+def _geometry(extractor: str) -> dict[str, float]:
+    i = EXTRACTOR_IDS.index(extractor)
+    return {"zt_mean_cos": 0.1 * i, "zt_erank": 10.0 + i, "zm_mean_cos": 0.05 * i, "zm_erank": 20.0 + i}
+
+
+@pytest.fixture
+def extras(tmp_path: Path) -> dict[str, Path]:
+    """The probe report, Figure 2's statistics and six stage-1 dvclive folders: table1's other inputs."""
+    train_dir = tmp_path / "train"
+    for x in EXTRACTOR_IDS:
+        write_stage1_metrics(train_dir, x, {} if x == OLD_STAGE1 else _geometry(x))
+    probe, figure2 = tmp_path / "eval" / "probe.json", tmp_path / "figure2.json"
+    write_fake_probe(probe)
+    write_fake_figure2_stats(figure2)
+    return {"probe_json": probe, "train_dir": train_dir, "figure2_json": figure2}
+
+
 def _section(text: str, title: str) -> list[str]:
     """Table rows of the markdown section ``## title``."""
     body = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
     return [line for line in body.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
 
 
-def test_table1_rows_metrics_and_header(evaluations, make_params, tmp_path: Path) -> None:
+def test_table1_rows_metrics_and_header(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, records = evaluations
     table, metrics = tmp_path / "reports" / "table1.md", tmp_path / "reports" / "metrics.json"
-    run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, out_table=table, out_metrics=metrics)
+    run_table1(
+        make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, out_table=table, out_metrics=metrics
+    )
     text = table.read_text()
 
     header = text.splitlines()[2]
@@ -78,15 +103,100 @@ def test_table1_rows_metrics_and_header(evaluations, make_params, tmp_path: Path
     assert flat["hcnn.je_minus_noje.literature.roc_auc"] == pytest.approx(diff)
     assert flat["hcnn.je.retrieval.joint_embedding_map"] == je_map
     assert "sincnet.je.paper.pr_auc" in flat and not any(k.startswith("sincnet.je_minus_noje") for k in flat)
-    assert all(isinstance(v, float) for v in flat.values())
+    old = {f"{OLD_STAGE1}.stage1.valid.{key}" for key in GEOMETRY_KEYS}
+    assert all(flat[k] is None for k in old)
+    assert all(isinstance(v, float) for k, v in flat.items() if k not in old)
 
 
-def test_table1_paired_ci_shows_the_better_model(evaluations, make_params, tmp_path: Path) -> None:
+def test_table1_reference_rows_and_geometry(evaluations, extras, make_params, tmp_path: Path) -> None:
+    eval_dir, arrays_dir, _ = evaluations
+    table, metrics = tmp_path / "t.md", tmp_path / "m.json"
+    run_table1(
+        make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, out_table=table, out_metrics=metrics
+    )
+    text, flat = table.read_text(), json.loads(metrics.read_text())
+
+    # the probe: a reference row under the extractors of the literature protocol, and two metrics
+    probe = _section(text, "Literature protocol")[-1].split(" | ")
+    assert probe[0] == "| Log-mel mean/std + logistic regression (probe)"
+    assert probe[1:3] == ["0.6100 [0.5600, 0.6600]", "–"] and probe[3].startswith("0.4200 [")
+    assert flat["probe.literature.roc_auc"] == 0.61 and flat["probe.literature.ap"] == 0.42
+
+    # Figure 2: one row per panel, and the numbers in metrics.json
+    rows = _section(text, "Figure 2: k-NN tag agreement")
+    assert rows[0] == "| Panel | 10-NN agreement | base rate |"
+    assert rows[1:] == [
+        "| Harmonic-CNN h, without JE | 0.3000 | 0.3000 |",
+        "| ground-truth tag vectors | 0.9000 | 0.3000 |",
+        "| Harmonic-CNN h, with JE | 0.5000 | 0.3000 |",
+    ]
+    assert flat["figure2.base_rate"] == 0.3
+    assert [flat[f"figure2.knn_agreement.{p}"] for p in PANELS] == [0.3, 0.9, 0.5]
+
+    # geometry after stage 1: every extractor, n/a where the run predates the metrics
+    rows = _section(text, "JE geometry after stage 1")
+    assert len(rows) == 1 + len(EXTRACTOR_IDS)
+    assert rows[1 + EXTRACTOR_IDS.index("sincnet")] == "| Music-SincNet | 0.1000 | 11.00 | 0.0500 | 21.00 |"
+    assert rows[1 + EXTRACTOR_IDS.index(OLD_STAGE1)].endswith("| n/a | n/a | n/a | n/a |")
+    for x in EXTRACTOR_IDS:
+        for key, value in (_geometry(x) if x != OLD_STAGE1 else dict.fromkeys(GEOMETRY_KEYS)).items():
+            assert flat[f"{x}.stage1.valid.{key}"] == value
+
+
+def test_table1_reads_flat_dvclive_keys(evaluations, extras, make_params, tmp_path: Path) -> None:
+    eval_dir, arrays_dir, _ = evaluations
+    path = extras["train_dir"] / "hcnn-stage1" / "metrics.json"
+    path.write_text(json.dumps({f"valid/{k}": v for k, v in _geometry("sincnet").items()}))
+    run_table1(
+        make_params({}),
+        eval_dir=eval_dir,
+        arrays_dir=arrays_dir,
+        **extras,
+        out_table=tmp_path / "t.md",
+        out_metrics=tmp_path / "m.json",
+    )
+    assert json.loads((tmp_path / "m.json").read_text())["hcnn.stage1.valid.zt_erank"] == 11.0
+
+
+def test_table1_missing_or_bad_extra_inputs(evaluations, extras, make_params, tmp_path: Path) -> None:
+    eval_dir, arrays_dir, _ = evaluations
+    out = {"out_table": tmp_path / "t.md", "out_metrics": tmp_path / "m.json"}
+
+    def table1(**changed: Path) -> None:
+        run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **(extras | changed), **out)
+
+    stage1 = extras["train_dir"] / "sincnet-stage1"
+    (stage1 / "metrics.json").unlink()
+    with pytest.raises(StageError, match=r"sincnet-stage1/metrics\.json: stage-1 metrics not found"):
+        table1()
+    stage1.rmdir()
+    with pytest.raises(StageError, match="sincnet-stage1: stage-1 dvclive folder not found"):
+        table1()
+    write_stage1_metrics(extras["train_dir"], "sincnet", {"zt_erank": "wide"})
+    with pytest.raises(StageError, match="valid/zt_erank is 'wide', not a number"):
+        table1()
+    write_stage1_metrics(extras["train_dir"], "sincnet", _geometry("sincnet"))
+
+    with pytest.raises(StageError, match="probe report not found; run `jetatag probe` first"):
+        table1(probe_json=tmp_path / "nowhere.json")
+    write_fake_probe(tmp_path / "other.json", n_clips=40)
+    with pytest.raises(StageError, match="other.json: probe scored on"):
+        table1(probe_json=tmp_path / "other.json")
+    with pytest.raises(StageError, match="Figure 2 statistics not found; run `jetatag figure2` first"):
+        table1(figure2_json=tmp_path / "nowhere.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"tag": "techno"}))
+    with pytest.raises(StageError, match="not a Figure 2 statistics file"):
+        table1(figure2_json=tmp_path / "bad.json")
+    assert not (tmp_path / "t.md").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_table1_paired_ci_shows_the_better_model(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
     run_table1(
         make_params({}),
         eval_dir=eval_dir,
         arrays_dir=arrays_dir,
+        **extras,
         out_table=tmp_path / "t.md",
         out_metrics=tmp_path / "m.json",
     )
@@ -95,9 +205,9 @@ def test_table1_paired_ci_shows_the_better_model(evaluations, make_params, tmp_p
     assert lo > 0  # JE fixture model has twice the skill: the paired CI excludes zero
 
 
-def test_table1_bad_inputs(evaluations, make_params, tmp_path: Path) -> None:
+def test_table1_bad_inputs(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
-    kwargs = {"arrays_dir": arrays_dir, "out_table": tmp_path / "t.md", "out_metrics": tmp_path / "m.json"}
+    kwargs = {"arrays_dir": arrays_dir, **extras, "out_table": tmp_path / "t.md", "out_metrics": tmp_path / "m.json"}
     with pytest.raises(StageError, match="no <extractor>-<variant>.json"):
         run_table1(make_params({}), eval_dir=tmp_path, **kwargs)
     (eval_dir / "samplecnn_res-je.json").write_text("{not json")
@@ -114,14 +224,18 @@ def test_figure2_panels(evaluations) -> None:
 
     _, arrays_dir, _ = evaluations
     noje, je = load_arrays(arrays_dir / "hcnn-noje.npz"), load_arrays(arrays_dir / "hcnn-je.npz")
-    fig = make_figure2(
-        noje.h, noje.tags, je.h, noje.tags[:, 0] != 0, tag="techno", extractor="hcnn", perplexity=5.0, seed=0
-    )
+    has_tag = noje.tags[:, 0] != 0
+    maps = tsne_panels(noje.h, noje.tags, je.h, perplexity=5.0, seed=0)
+    stats = panel_stats(maps, has_tag, tag="techno", extractor="hcnn")
+    fig = make_figure2(maps, has_tag, stats, tag="techno", extractor="hcnn")
+    rate = f"base rate {has_tag.mean():.3f}"
     assert [ax.get_title() for ax in fig.axes] == [
-        "Harmonic-CNN h, without JE",
-        "ground-truth tag vectors",
-        "Harmonic-CNN h, with JE",
+        f"Harmonic-CNN h, without JE\n10-NN agreement {stats['knn_agreement']['h_noje']:.3f} ({rate})",
+        f"ground-truth tag vectors\n10-NN agreement {stats['knn_agreement']['tag_vectors']:.3f} ({rate})",
+        f"Harmonic-CNN h, with JE\n10-NN agreement {stats['knn_agreement']['h_je']:.3f} ({rate})",
     ]
+    # the tag vectors carry the tag itself: their map groups the tagged clips best
+    assert stats["knn_agreement"]["tag_vectors"] > max(stats["knn_agreement"]["h_noje"], stats["base_rate"])
     assert all(len(ax.collections) == 2 for ax in fig.axes)  # clips with and without the tag
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["without 'techno'", "with 'techno'"]
@@ -136,11 +250,19 @@ def test_tsne_map_is_seeded_and_clips_perplexity(rng: np.random.Generator) -> No
     np.testing.assert_array_equal(a, tsne_map(x, perplexity=30.0, seed=1))
 
 
-def test_run_figure2_writes_pngs(evaluations, make_params, tmp_path: Path) -> None:
+def test_run_figure2_writes_pngs_and_stats(evaluations, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
     out, per_tag = tmp_path / "fig" / "figure2.png", tmp_path / "fig" / "per_tag_auc.png"
+    stats_path = tmp_path / "fig" / "figure2.json"
     params = make_params({"report": {"tsne_perplexity": 500.0}})  # clipped below the 80 clips
-    run_figure2(params, arrays_dir=arrays_dir, eval_dir=eval_dir, out_figure=out, out_per_tag=per_tag)
+    run_figure2(
+        params, arrays_dir=arrays_dir, eval_dir=eval_dir, out_figure=out, out_per_tag=per_tag, out_stats=stats_path
+    )
+    stats = json.loads(stats_path.read_text())
+    assert stats["tag"] == "techno" and stats["k"] == 10 and stats["n_clips"] == 80
+    assert set(stats["knn_agreement"]) == set(PANELS)
+    assert all(0.0 <= v <= 1.0 for v in stats["knn_agreement"].values())
+    assert stats["base_rate"] == pytest.approx(stats["n_tagged"] / 80)
     with Image.open(out) as img:
         assert img.format == "PNG" and img.size == (15 * DPI, 5 * DPI)
         assert np.allclose(img.info["dpi"], (DPI, DPI), atol=0.5)
@@ -151,8 +273,40 @@ def test_run_figure2_writes_pngs(evaluations, make_params, tmp_path: Path) -> No
 def test_figure2_names_the_missing_tag_and_arrays(evaluations, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
     kwargs = {"eval_dir": eval_dir, "out_figure": tmp_path / "f.png", "out_per_tag": tmp_path / "p.png"}
+    kwargs |= {"out_stats": tmp_path / "f.json"}
     with pytest.raises(StageError, match="'jazz' is not one of the dataset's tags: " + ", ".join(TAGS)):
         run_figure2(make_params({"report": {"tsne_tag": "jazz"}}), arrays_dir=arrays_dir, **kwargs)
     with pytest.raises(StageError, match="hcnn-noje.npz: evaluation arrays not found"):
         run_figure2(make_params({}), arrays_dir=tmp_path, **kwargs)
-    assert not (tmp_path / "f.png").exists()
+    assert not (tmp_path / "f.png").exists() and not (tmp_path / "f.json").exists()
+
+
+def _brute_force_agreement(points: np.ndarray, has_tag: np.ndarray, k: int) -> float:
+    """The definition, literally: per tagged clip, sort the others by distance, count the tagged among the k first."""
+    shares = []
+    for i in np.flatnonzero(has_tag):
+        distances = np.linalg.norm(points - points[i], axis=1)
+        others = [j for j in np.argsort(distances, kind="stable") if j != i][:k]
+        shares.append(np.mean(has_tag[others]))
+    return float(np.mean(shares))
+
+
+@pytest.mark.parametrize(("n", "k", "rate"), [(200, 10, 0.2), (50, 10, 0.5), (12, 10, 0.3), (6, 10, 0.5), (30, 1, 0.1)])
+def test_knn_agreement_matches_brute_force(rng: np.random.Generator, n: int, k: int, rate: float) -> None:
+    points = rng.normal(size=(n, 2))
+    has_tag = rng.random(n) < rate
+    has_tag[0] = True
+    assert knn_agreement(points, has_tag, k=k) == pytest.approx(_brute_force_agreement(points, has_tag, min(k, n - 1)))
+
+
+def test_knn_agreement_extremes(rng: np.random.Generator) -> None:
+    has_tag = np.arange(100) < 30
+    clustered = np.where(has_tag[:, None], 0.0, 100.0) + rng.normal(size=(100, 2))
+    assert knn_agreement(clustered, has_tag) == 1.0
+    assert base_rate(has_tag) == 0.3
+    # a map that ignores the tag: about the base rate on average over random maps
+    mean = np.mean([knn_agreement(rng.normal(size=(100, 2)), has_tag) for _ in range(20)])
+    assert mean == pytest.approx(29 / 99, abs=0.05)
+    assert np.isnan(knn_agreement(clustered, np.zeros(100, dtype=bool)))
+    with pytest.raises(ValueError, match="n >= 2"):
+        knn_agreement(clustered[:1], has_tag[:1])

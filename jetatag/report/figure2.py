@@ -3,7 +3,8 @@
 Figure 2 shows three t-SNE maps of the test clips, coloured by whether a clip carries one tag: the
 extractor output h of Harmonic-CNN trained without JE, the ground-truth tag vectors, and h of
 Harmonic-CNN with JE. If JE shapes h after the tag space, the third map should group the tagged clips
-the way the second does.
+the way the second does. Each panel's k-NN agreement (:mod:`jetatag.report.knn`, in its 2-D map) puts a
+number on that grouping; the agreements go to ``figure2.json`` for Table 1's metrics.
 
 Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot, no global backend state); PNGs
 are rendered by matplotlib's Agg canvas.
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -24,13 +27,17 @@ from threadpoolctl import threadpool_limits
 from jetatag.config import Params
 from jetatag.errors import StageError
 from jetatag.evaluate.arrays import load_arrays
-from jetatag.io import atomic_path
+from jetatag.io import atomic_path, write_json
+from jetatag.report.knn import KNN_K, base_rate, knn_agreement
 from jetatag.report.paper import EXTRACTOR_NAMES
 
 log = logging.getLogger(__name__)
 
 FIGURE2_EXTRACTOR = "hcnn"
 """The paper's Figure 2 shows Harmonic-CNN."""
+
+PANELS = ("h_noje", "tag_vectors", "h_je")
+"""Panel ids, left to right: keys of the maps and of the agreements in ``figure2.json`` and ``metrics.json``."""
 
 DPI = 150
 PCA_DIMS = 50
@@ -53,31 +60,59 @@ def tsne_map(x: np.ndarray, *, perplexity: float, seed: int) -> np.ndarray:
         return tsne.fit_transform(x)
 
 
-def make_figure2(
-    h_noje: np.ndarray,
-    tag_vectors: np.ndarray,
-    h_je: np.ndarray,
-    has_tag: np.ndarray,
-    *,
-    tag: str,
-    extractor: str,
-    perplexity: float,
-    seed: int,
-) -> Figure:
-    """Three t-SNE panels (h without JE, tag vectors, h with JE), points coloured by ``has_tag``."""
+def panel_titles(extractor: str) -> dict[str, str]:
+    """Title of each panel, keyed by :data:`PANELS`."""
     name = EXTRACTOR_NAMES[extractor]
-    panels = (
-        (h_noje, f"{name} h, without JE"),
-        (tag_vectors, "ground-truth tag vectors"),
-        (h_je, f"{name} h, with JE"),
-    )
+    return dict(zip(PANELS, (f"{name} h, without JE", "ground-truth tag vectors", f"{name} h, with JE"), strict=True))
+
+
+def tsne_panels(
+    h_noje: np.ndarray, tag_vectors: np.ndarray, h_je: np.ndarray, *, perplexity: float, seed: int
+) -> dict[str, np.ndarray]:
+    """The 2-D t-SNE map [shape=(n, 2)] of each panel's input, keyed by :data:`PANELS`."""
+    inputs = dict(zip(PANELS, (h_noje, tag_vectors, h_je), strict=True))
+    return {panel: tsne_map(x, perplexity=perplexity, seed=seed) for panel, x in inputs.items()}
+
+
+def panel_stats(maps: Mapping[str, np.ndarray], has_tag: np.ndarray, *, tag: str, extractor: str) -> dict[str, Any]:
+    """k-NN agreement of ``tag`` in each panel's map, with the base rate: the content of ``figure2.json``.
+
+    An agreement is None (JSON null) when no clip carries the tag.
+    """
+    n = len(has_tag)
+    agreement = {panel: knn_agreement(maps[panel], has_tag) for panel in PANELS}
+    return {
+        "extractor": extractor,
+        "tag": tag,
+        "k": min(KNN_K, n - 1),
+        "space": "2-D t-SNE coordinates of each panel",
+        "n_clips": n,
+        "n_tagged": int(np.sum(has_tag)),
+        "base_rate": base_rate(has_tag),
+        "knn_agreement": {panel: value if np.isfinite(value) else None for panel, value in agreement.items()},
+    }
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
+def make_figure2(
+    maps: Mapping[str, np.ndarray], has_tag: np.ndarray, stats: Mapping[str, Any], *, tag: str, extractor: str
+) -> Figure:
+    """Three t-SNE panels (h without JE, tag vectors, h with JE), points coloured by ``has_tag``.
+
+    Each panel's title carries its k-NN agreement and the base rate from ``stats`` (:func:`panel_stats`).
+    """
+    titles = panel_titles(extractor)
     fig = Figure(figsize=(15, 5), layout="constrained")
     axes = fig.subplots(1, 3)
-    for ax, (x, title) in zip(axes, panels, strict=True):
-        xy = tsne_map(x, perplexity=perplexity, seed=seed)
+    for ax, panel in zip(axes, PANELS, strict=True):
+        xy = maps[panel]
         ax.scatter(*xy[~has_tag].T, s=6, c="#b0b0b0", alpha=0.6, linewidths=0, label=f"without '{tag}'")
         ax.scatter(*xy[has_tag].T, s=10, c="#d62728", alpha=0.9, linewidths=0, label=f"with '{tag}'")
-        ax.set_title(title)
+        agreement = _ratio(stats["knn_agreement"][panel])
+        ax.set_title(f"{titles[panel]}\n{stats['k']}-NN agreement {agreement} (base rate {_ratio(stats['base_rate'])})")
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].legend(loc="best", markerscale=2, frameon=True)
@@ -127,8 +162,10 @@ def _per_tag(eval_dir: Path, extractor: str, variant: str) -> dict[str, dict]:
         raise StageError(f"{path}: not a jetatag evaluation with per-tag results: {err}") from err
 
 
-def run_figure2(params: Params, *, arrays_dir: Path, eval_dir: Path, out_figure: Path, out_per_tag: Path) -> None:
-    """Write Figure 2 (t-SNE panels of Harmonic-CNN) and the per-tag ROC-AUC plot."""
+def run_figure2(
+    params: Params, *, arrays_dir: Path, eval_dir: Path, out_figure: Path, out_per_tag: Path, out_stats: Path
+) -> None:
+    """Write Figure 2 (t-SNE panels of Harmonic-CNN), its k-NN agreements (JSON) and the per-tag ROC-AUC plot."""
     report = params.report
     noje = load_arrays(Path(arrays_dir) / f"{FIGURE2_EXTRACTOR}-noje.npz")
     je = load_arrays(Path(arrays_dir) / f"{FIGURE2_EXTRACTOR}-je.npz")
@@ -142,21 +179,21 @@ def run_figure2(params: Params, *, arrays_dir: Path, eval_dir: Path, out_figure:
     if not has_tag.any():
         log.warning("figure2: no test clip has the tag %r; every point will be grey", report.tsne_tag)
     log.info("figure2: t-SNE of %d clips (%d with '%s')", len(has_tag), int(has_tag.sum()), report.tsne_tag)
-    fig = make_figure2(
-        noje.h,
-        noje.tags,
-        je.h,
-        has_tag,
-        tag=report.tsne_tag,
-        extractor=FIGURE2_EXTRACTOR,
-        perplexity=report.tsne_perplexity,
-        seed=report.seed,
+    maps = tsne_panels(noje.h, noje.tags, je.h, perplexity=report.tsne_perplexity, seed=report.seed)
+    stats = panel_stats(maps, has_tag, tag=report.tsne_tag, extractor=FIGURE2_EXTRACTOR)
+    log.info(
+        "figure2: %d-NN agreement of '%s' %s (base rate %.3f)",
+        stats["k"],
+        report.tsne_tag,
+        ", ".join(f"{panel} {_ratio(value)}" for panel, value in stats["knn_agreement"].items()),
+        stats["base_rate"],
     )
-    _save(fig, out_figure)
+    _save(make_figure2(maps, has_tag, stats, tag=report.tsne_tag, extractor=FIGURE2_EXTRACTOR), out_figure)
+    write_json(out_stats, stats)
 
     extractor = report.per_tag_extractor
     per_tag = make_per_tag_figure(
         _per_tag(eval_dir, extractor, "noje"), _per_tag(eval_dir, extractor, "je"), extractor=extractor
     )
     _save(per_tag, out_per_tag)
-    log.info("figure2 -> %s, %s", out_figure, out_per_tag)
+    log.info("figure2 -> %s, %s, %s", out_figure, out_stats, out_per_tag)

@@ -2,7 +2,9 @@
 
 Reads every ``<extractor>-<variant>.json`` written by ``evaluate`` and, for the JE − no-JE differences,
 the two models' arrays files, whose stored bootstrap resamples are shared (same clips, same seed), so
-the differences of their per-resample values form a paired bootstrap.
+the differences of their per-resample values form a paired bootstrap. Beside them: the ``probe``
+stage's log-mel + logistic-regression reference row, the k-NN tag agreement of Figure 2's panels
+(``figure2.json``) and the joint embedding's geometry after stage 1 (:mod:`jetatag.report.geometry`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from jetatag.errors import StageError
 from jetatag.evaluate.arrays import load_arrays
 from jetatag.evaluate.bootstrap import paired_difference
 from jetatag.io import atomic_open, write_json
+from jetatag.report.figure2 import PANELS, panel_titles
+from jetatag.report.geometry import GEOMETRY_KEYS, Geometry, load_geometry
 from jetatag.report.paper import EXTRACTOR_NAMES, PAPER_TABLE1
 
 log = logging.getLogger(__name__)
@@ -56,16 +60,59 @@ def load_evaluations(eval_dir: Path) -> Evals:
     return evals
 
 
+def _dataset(report: Mapping[str, Any]) -> tuple[str, str, int, int]:
+    """(name, source, test clips, tags) of an evaluation or probe report."""
+    return (report["dataset"]["name"], report["dataset"]["source"], report["n_test_clips"], report["dataset"]["n_tags"])
+
+
 def dataset_line(evals: Evals, eval_dir: Path) -> str:
     """The one dataset every evaluation used; StageError when they disagree (a table mixing data is wrong)."""
-    seen = {
-        (r["dataset"]["name"], r["dataset"]["source"], r["n_test_clips"], r["dataset"]["n_tags"])
-        for r in evals.values()
-    }
+    seen = {_dataset(r) for r in evals.values()}
     if len(seen) > 1:
         raise StageError(f"{eval_dir}: evaluations come from different datasets {sorted(seen)}; re-run evaluate")
     name, source, n_clips, n_tags = seen.pop()
     return f"**{name}** (source `{source}`; {n_clips} test clips, {n_tags} tags)"
+
+
+def _read_json(path: Path, what: str, hint: str) -> dict[str, Any]:
+    """The JSON object at ``path``; StageError naming ``what`` is missing (with ``hint``) or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: {what} not found; {hint}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise StageError(f"{path}: not readable JSON: {err}") from err
+    if not isinstance(doc, dict):
+        raise StageError(f"{path}: not a {what} (top level is not an object)")
+    return doc
+
+
+def load_probe(path: Path, evals: Evals) -> dict[str, Any]:
+    """The ``probe`` stage's report; StageError when it is missing, malformed or scored on other test clips."""
+    probe = _read_json(path, "probe report", "run `jetatag probe` first")
+    try:
+        dataset = _dataset(probe)
+        _ = probe["model"], probe["literature"]["roc_auc"], probe["literature"]["ap"], probe["literature"]["ci95"]
+    except (KeyError, TypeError) as err:
+        raise StageError(f"{path}: not a jetatag probe report (missing {err})") from err
+    others = {_dataset(r) for r in evals.values()}
+    if others and others != {dataset}:
+        raise StageError(f"{path}: probe scored on {dataset}, evaluations on {sorted(others)}; re-run probe")
+    return probe
+
+
+def load_figure2_stats(path: Path) -> dict[str, Any]:
+    """The ``figure2`` stage's k-NN agreements; StageError when missing or malformed."""
+    stats = _read_json(path, "Figure 2 statistics", "run `jetatag figure2` first")
+    agreement = stats.get("knn_agreement")
+    missing = [k for k in ("extractor", "tag", "k", "n_clips", "n_tagged", "base_rate") if k not in stats]
+    missing += [f"knn_agreement.{p}" for p in PANELS if not isinstance(agreement, dict) or p not in agreement]
+    if missing:
+        raise StageError(f"{path}: not a Figure 2 statistics file (missing {', '.join(missing)})")
+    if stats["extractor"] not in EXTRACTOR_IDS:
+        raise StageError(f"{path}: unknown extractor {stats['extractor']!r}")
+    return stats
 
 
 def paired_differences(arrays_dir: Path, extractor: str, evals: Evals) -> dict[str, dict[str, dict]] | None:
@@ -96,8 +143,19 @@ def paired_differences(arrays_dir: Path, extractor: str, evals: Evals) -> dict[s
     }
 
 
-def flat_metrics(evals: Evals, diffs: Mapping[str, dict | None]) -> dict[str, float | None]:
-    """Flat ``<extractor>.<variant|je_minus_noje>.<protocol>.<metric>`` mapping for ``dvc metrics``."""
+def flat_metrics(
+    evals: Evals,
+    diffs: Mapping[str, dict | None],
+    *,
+    probe: Mapping[str, Any],
+    figure2: Mapping[str, Any],
+    geometry: Geometry,
+) -> dict[str, float | None]:
+    """Flat mapping for ``dvc metrics``, per extractor then the references.
+
+    Keys: ``<extractor>.<variant|je_minus_noje>.<protocol>.<metric>``, ``<extractor>.stage1.valid.<key>``
+    (geometry after stage 1), ``probe.literature.{roc_auc,ap}`` and ``figure2.{base_rate,knn_agreement.<panel>}``.
+    """
     flat: dict[str, float | None] = {}
     for (extractor, variant), r in evals.items():
         prefix = f"{extractor}.{variant}"
@@ -113,7 +171,16 @@ def flat_metrics(evals: Evals, diffs: Mapping[str, dict | None]) -> dict[str, fl
         for protocol, metrics in (diff or {}).items():
             for metric, value in metrics.items():
                 flat[f"{extractor}.je_minus_noje.{protocol}.{metric}"] = value["diff"]
-    return dict(sorted(flat.items(), key=lambda kv: (EXTRACTOR_IDS.index(kv[0].split(".")[0]), kv[0])))
+    for extractor, values in geometry.items():
+        for key, value in values.items():
+            flat[f"{extractor}.stage1.valid.{key}"] = value
+    flat = dict(sorted(flat.items(), key=lambda kv: (EXTRACTOR_IDS.index(kv[0].split(".")[0]), kv[0])))
+    flat["probe.literature.roc_auc"] = probe["literature"]["roc_auc"]
+    flat["probe.literature.ap"] = probe["literature"]["ap"]
+    flat["figure2.base_rate"] = figure2["base_rate"]
+    for panel in PANELS:
+        flat[f"figure2.knn_agreement.{panel}"] = figure2["knn_agreement"][panel]
+    return flat
 
 
 def git_revision() -> str:
@@ -211,8 +278,8 @@ def _effect_section(diffs: Mapping[str, dict | None], resamples: int) -> list[st
     return lines
 
 
-def _literature_section(evals: Evals, resamples: int) -> list[str]:
-    """Macro ROC-AUC and AP over tags with bootstrap CIs, and the tags excluded from the means."""
+def _literature_section(evals: Evals, probe: Mapping[str, Any], resamples: int) -> list[str]:
+    """Macro ROC-AUC and AP over tags with bootstrap CIs, the probe's reference row, the excluded tags."""
     lines = [
         "## Literature protocol",
         "",
@@ -235,6 +302,20 @@ def _literature_section(evals: Evals, resamples: int) -> list[str]:
         for lit in present.values():
             excluded.update(lit["excluded_tags"])
         lines.append(_row(cells))
+    lit = probe["literature"]
+    excluded.update(lit.get("excluded_tags", []))
+    lines.append(
+        _row(
+            [probe["model"], _with_ci(lit["roc_auc"], lit["ci95"]["roc_auc"]), "–"]
+            + [_with_ci(lit["ap"], lit["ci95"]["ap"]), "–", str(lit.get("n_tags", "–"))]
+        )
+    )
+    lines += [
+        "",
+        "The probe row is a reference with no JE variant (its values sit in the no-JE columns): one L2 logistic "
+        "regression per tag on standardised per-clip log-mel mean/std features, fitted on the train split with fixed "
+        "settings (nothing chosen on test); same test clips and bootstrap resamples as the models.",
+    ]
     if excluded:
         lines += ["", f"Excluded tags: {', '.join(sorted(excluded))}."]
     return lines
@@ -263,8 +344,55 @@ def _retrieval_section(evals: Evals) -> list[str]:
     return lines
 
 
-def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str) -> str:
-    """Markdown of Table 1 (paper protocol), the JE effect, the literature protocol and retrieval."""
+def _figure2_section(stats: Mapping[str, Any]) -> list[str]:
+    """The k-NN tag agreement of each Figure 2 panel, beside the base rate."""
+    names = panel_titles(stats["extractor"])
+    k, tag = stats["k"], stats["tag"]
+    lines = [
+        "## Figure 2: k-NN tag agreement",
+        "",
+        f"For each test clip with the tag '{tag}' ({stats['n_tagged']} of {stats['n_clips']}), the share of its {k} "
+        "nearest neighbours in the panel's 2-D t-SNE map that also carry it, averaged over those clips. A map that "
+        f"ignores the tag scores about the base rate, {_num(stats['base_rate'])}.",
+        "",
+    ]
+    lines += _header(["Panel", f"{k}-NN agreement", "base rate"])
+    for panel in PANELS:
+        lines.append(_row([names[panel], _num(stats["knn_agreement"][panel]), _num(stats["base_rate"])]))
+    return lines
+
+
+def _geometry_section(geometry: Geometry) -> list[str]:
+    """Mean pairwise cosine and effective rank of z_t and z_m after stage 1, per extractor."""
+    lines = [
+        "## JE geometry after stage 1",
+        "",
+        "Mean pairwise cosine and effective rank of the tag embeddings z_t and the audio embeddings z_m on the "
+        "validation clips after the last stage-1 epoch (dvclive `reports/train/<extractor>-stage1/metrics.json`). "
+        "A mean cosine near 1 and a small effective rank mean the embeddings collapsed onto a few directions. "
+        "n/a: the stage-1 run did not log the value.",
+        "",
+    ]
+    lines += _header(["Extractor", "z_t mean cos", "z_t eff. rank", "z_m mean cos", "z_m eff. rank"])
+    for x in EXTRACTOR_IDS:
+        cells = [EXTRACTOR_NAMES[x]]
+        for key in GEOMETRY_KEYS:
+            value = geometry[x][key]
+            cells.append("n/a" if value is None else f"{value:.2f}" if key.endswith("erank") else _num(value))
+        lines.append(_row(cells))
+    return lines
+
+
+def render_table(
+    evals: Evals,
+    diffs: Mapping[str, dict | None],
+    *,
+    probe: Mapping[str, Any],
+    figure2: Mapping[str, Any],
+    geometry: Geometry,
+    header: str,
+) -> str:
+    """Markdown of Table 1: paper protocol, JE effect, literature protocol (+ probe), retrieval, Figure 2, geometry."""
     any_report = next(iter(evals.values()))
     resamples = any_report["bootstrap"]["resamples"]
     missing = [f"{x}-{v}" for x in EXTRACTOR_IDS for v in VARIANTS if (x, v) not in evals]
@@ -274,24 +402,44 @@ def render_table(evals: Evals, diffs: Mapping[str, dict | None], *, header: str)
     for section in (
         _paper_section(evals, any_report["n_crops"]),
         _effect_section(diffs, resamples),
-        _literature_section(evals, resamples),
+        _literature_section(evals, probe, resamples),
         _retrieval_section(evals),
+        _figure2_section(figure2),
+        _geometry_section(geometry),
     ):
         lines += [*section, ""]
     return "\n".join(lines)
 
 
-def run_table1(params: Params, *, eval_dir: Path, arrays_dir: Path, out_table: Path, out_metrics: Path) -> None:
-    """Write ``out_table`` (markdown Table 1) and ``out_metrics`` (flat JSON) from the evaluations."""
+def run_table1(
+    params: Params,
+    *,
+    eval_dir: Path,
+    arrays_dir: Path,
+    probe_json: Path,
+    train_dir: Path,
+    figure2_json: Path,
+    out_table: Path,
+    out_metrics: Path,
+) -> None:
+    """Write ``out_table`` (markdown Table 1) and ``out_metrics`` (flat JSON).
+
+    Inputs: the evaluations in ``eval_dir`` (and their arrays in ``arrays_dir``), the probe report
+    ``probe_json``, the stage-1 dvclive folders ``<train_dir>/<extractor>-stage1/`` and Figure 2's
+    statistics ``figure2_json``.
+    """
     evals = load_evaluations(eval_dir)
     if not evals:
         raise StageError(f"{eval_dir}: no <extractor>-<variant>.json evaluations found; run `jetatag evaluate` first")
-    diffs = {x: paired_differences(arrays_dir, x, evals) for x in EXTRACTOR_IDS}
     header = (
         f"Dataset: {dataset_line(evals, Path(eval_dir))} · profile: **{params.report.profile}** · "
         f"git revision: `{git_revision()}`"
     )
+    probe = load_probe(probe_json, evals)
+    figure2 = load_figure2_stats(figure2_json)
+    geometry = load_geometry(train_dir)
+    diffs = {x: paired_differences(arrays_dir, x, evals) for x in EXTRACTOR_IDS}
     with atomic_open(out_table, "w", encoding="utf-8") as handle:
-        handle.write(render_table(evals, diffs, header=header))
-    write_json(out_metrics, flat_metrics(evals, diffs))
+        handle.write(render_table(evals, diffs, probe=probe, figure2=figure2, geometry=geometry, header=header))
+    write_json(out_metrics, flat_metrics(evals, diffs, probe=probe, figure2=figure2, geometry=geometry))
     log.info("table1: %d of %d evaluations -> %s, %s", len(evals), 2 * len(EXTRACTOR_IDS), out_table, out_metrics)

@@ -1,4 +1,5 @@
-# Evaluation of every trained model on the test clips (both metric protocols, embeddings for Figure 2).
+# Evaluation of every trained model on the test clips (both metric protocols, embeddings for Figure 2),
+# and the reference probe.
 
 
 rule evaluate:
@@ -16,3 +17,19 @@ rule evaluate:
         gpu=1,
     shell:
         stage_shell("evaluate")
+
+
+# The reference probe: logistic regression on log-mel mean/std features (CPU only, no model to load).
+rule probe:
+    input:
+        **stage_input("probe"),
+    output:
+        **stage_output("probe"),
+    log:
+        stage_log("probe"),
+    params:
+        **stage_params("probe"),
+    conda:
+        CONDA_ENV
+    shell:
+        stage_shell("probe")

@@ -1,4 +1,4 @@
-# Reports: Table 1 with metrics.json, and Figure 2 with the per-tag ROC-AUC plot.
+# Reports: Figure 2 with its k-NN agreements and the per-tag ROC-AUC plot, then Table 1 with metrics.json.
 
 
 rule table1:
