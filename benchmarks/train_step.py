@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import importlib
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -84,6 +86,9 @@ def measure(
     extractor: str, size: str, model: ModelParams, *, batch: int, steps: int, device: str, threads: int, seed: int
 ) -> dict[str, Any]:
     """Time the stage-1 and je stage-2 steps of one extractor configuration (runs in a fresh process)."""
+    from jetatag.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the `jetatag` training commands do
     torch.set_num_threads(threads)
     dev = torch.device(device)
     amp = dev.type == "cuda"
@@ -155,9 +160,18 @@ def implied_hours(stage1_ms: float, je_stage2_ms: float, batch: int) -> dict[str
 
 
 def worker(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int) -> None:
-    """Lockstep worker: build a no-JE tagger, then run one training step per "step" line on stdin, replying ms."""
+    """Lockstep worker: build a no-JE tagger, then run one training step per "step" line on stdin, replying ms.
+
+    The process is set up as the ``jetatag`` command of its tree sets itself up (allocator thresholds).
+    """
+    import jetatag
     from jetatag.models.tagger import build_tagger
 
+    # run each tree as its `jetatag` command runs training; revisions before jetatag.allocator had none (and
+    # the editable install must not lend them this tree's module)
+    spec = importlib.util.find_spec("jetatag.allocator")
+    if spec is not None and Path(spec.origin).parent == Path(jetatag.__file__).parent:
+        importlib.import_module("jetatag.allocator").keep_freed_memory()
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(seed)
     wave = torch.rand(batch, model.crop_samples(extractor), generator=generator) * 2 - 1  # (B, L)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jetatag import __version__
+from jetatag.allocator import keep_freed_memory
 from jetatag.config import EXTRACTOR_IDS, VARIANTS, Params, ParamsError, load_params
 from jetatag.errors import StageError
 
@@ -431,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _setup_logging(getattr(args, "log_level", logging.INFO), getattr(args, "log_file", None))
+        keep_freed_memory()  # large CPU tensors are reused instead of page-faulted in every step
         args.handler(args)
         sys.stdout.flush()  # inside the try: a reader that went away is seen here, not at exit
     except BrokenPipeError:  # before OSError, its base class

@@ -121,6 +121,7 @@ class TrainParams:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     conv_l2: float = 1e-4
     valid_crops: int = 4
+    pair_target: Literal["joint", "detached"] = "joint"
     je_embedding_cache: bool = True
     je_cache_crops: int = 16
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))

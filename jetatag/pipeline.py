@@ -160,7 +160,7 @@ STAGES: tuple[Stage, ...] = (
             "model": Output("models/{extractor}/je/stage1.pt"),
             "live": Output("reports/train/{extractor}-stage1", kind="plots", directory=True),
         },
-        params=("model", *_TRAIN, "train.stage1_schedule"),
+        params=("model", *_TRAIN, "train.stage1_schedule", "train.pair_target"),
         modules=("jetatag.train.stage1",),
         wildcards=_X,
     ),

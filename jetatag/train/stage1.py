@@ -30,10 +30,20 @@ from jetatag.train.validation import crop_batches
 log = logging.getLogger(__name__)
 
 
-def joint_losses(out: dict[str, torch.Tensor], tags: torch.Tensor, model: ModelParams) -> Losses:
-    """``L = L_AE + L_pair`` and its terms for one batch of :class:`JointEmbedding` outputs, in float32."""
+def joint_losses(
+    out: dict[str, torch.Tensor], tags: torch.Tensor, model: ModelParams, *, pair_target: str = "joint"
+) -> Losses:
+    """``L = L_AE + L_pair`` and its terms for one batch of :class:`JointEmbedding` outputs, in float32.
+
+    ``pair_target`` "joint" (the paper) lets L_pair's gradient reach the tag encoder as well as the audio
+    branch; "detached" stops it at z_t, so the tag embedding is shaped by L_AE alone and the pair loss
+    only pulls z_m towards it (no collapsed solution where both sides agree on one constant vector).
+    """
     ae = reconstruction_loss(tags, out["tags_hat"].float())
-    pair = pair_loss(out["z_m"].float(), out["z_t"].float(), kind=model.pair_loss, margin=model.margin)
+    z_t = out["z_t"].float()
+    if pair_target == "detached":
+        z_t = z_t.detach()
+    pair = pair_loss(out["z_m"].float(), z_t, kind=model.pair_loss, margin=model.margin)
     return {"loss": ae + pair, "ae_loss": ae, "pair_loss": pair}
 
 
@@ -86,7 +96,7 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
     task = Task(
         name=f"stage1 {extractor}",
         model=model,
-        losses=lambda wave, tags: joint_losses(model(wave, tags), tags, params.model),
+        losses=lambda wave, tags: joint_losses(model(wave, tags), tags, params.model, pair_target=train.pair_target),
         validate=lambda: validate_joint(model, valid_loader, device, params.model, tag_vectors),
     )
     meta = TaggerMeta(
