@@ -390,7 +390,8 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("profile", type=Path, help="params overlay, e.g. profiles/paper.yaml")
     q.add_argument("--params-file", type=Path, default=Path("params.yaml"), help="file to update")
 
-    p = add("metrics-diff", cmd_metrics_diff, "Markdown of `dvc metrics diff` and `dvc params diff` against REV.")
+    help_ = "PR comment body: metrics, params and changed images since REV; exit 1 if either side has no metrics."
+    p = add("metrics-diff", cmd_metrics_diff, help_)
     p.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main or HEAD~1")
     p.add_argument("--out", type=Path, required=True, help="markdown file to write, e.g. reports/metrics_diff.md")
 
