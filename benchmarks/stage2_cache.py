@@ -15,16 +15,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from jetatag.allocator import keep_freed_memory
 from jetatag.config import EXTRACTOR_IDS, load_params
 from jetatag.data.dataset import AudioIndex
 from jetatag.models.tagger import TaggerMeta, build_joint_embedding, save_joint
+from jetatag.runtime import configure_process
 from jetatag.train.schedule import total_epochs
 from jetatag.train.stage2 import run_stage2
 
@@ -35,7 +36,10 @@ def main() -> None:
     parser.add_argument("--extractor", choices=EXTRACTOR_IDS, default="samplecnn")
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml")
     args = parser.parse_args()
-    keep_freed_memory()
+    if "OMP_WAIT_POLICY" not in os.environ:  # OpenMP reads it when torch loads: start again with it set
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    configure_process()
     params = load_params(args.params)
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, device="cpu"))
     index = AudioIndex(args.audio)

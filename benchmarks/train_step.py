@@ -86,9 +86,9 @@ def measure(
     extractor: str, size: str, model: ModelParams, *, batch: int, steps: int, device: str, threads: int, seed: int
 ) -> dict[str, Any]:
     """Time the stage-1 and je stage-2 steps of one extractor configuration (runs in a fresh process)."""
-    from jetatag.allocator import keep_freed_memory
+    from jetatag.runtime import configure_process
 
-    keep_freed_memory()  # as the `jetatag` training commands do
+    configure_process()  # as the `jetatag` training commands do
     torch.set_num_threads(threads)
     dev = torch.device(device)
     amp = dev.type == "cuda"
@@ -167,11 +167,11 @@ def worker(extractor: str, model: ModelParams, *, batch: int, threads: int, seed
     import jetatag
     from jetatag.models.tagger import build_tagger
 
-    # run each tree as its `jetatag` command runs training; revisions before jetatag.allocator had none (and
+    # run each tree as its `jetatag` command runs training; revisions before jetatag.runtime had none (and
     # the editable install must not lend them this tree's module)
-    spec = importlib.util.find_spec("jetatag.allocator")
+    spec = importlib.util.find_spec("jetatag.runtime")
     if spec is not None and Path(spec.origin).parent == Path(jetatag.__file__).parent:
-        importlib.import_module("jetatag.allocator").keep_freed_memory()
+        importlib.import_module("jetatag.runtime").configure_process()
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(seed)
     wave = torch.rand(batch, model.crop_samples(extractor), generator=generator) * 2 - 1  # (B, L)
@@ -195,6 +195,8 @@ def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namesp
     command = [sys.executable, __file__, "--worker", extractor, "--model-json", json.dumps(dataclasses.asdict(model))]
     command += ["--batch", str(args.batch), "--threads", str(args.threads), "--seed", str(args.seed)]
     env = os.environ | {"PYTHONPATH": str(tree)}
+    if not (tree / "jetatag" / "runtime.py").is_file():  # before jetatag.runtime, OpenMP threads spun
+        env.pop("OMP_WAIT_POLICY", None)
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError(f"worker for {extractor} in {tree} failed to start")
@@ -274,6 +276,7 @@ def main() -> None:
     parser.add_argument("--worker", metavar="EXTRACTOR", help=argparse.SUPPRESS)
     parser.add_argument("--model-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # fresh worker processes start as `jetatag` commands do
     if args.worker:
         model = ModelParams(**json.loads(args.model_json))
         worker(args.worker, model, batch=args.batch, threads=args.threads, seed=args.seed)

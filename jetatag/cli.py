@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jetatag import __version__
-from jetatag.allocator import keep_freed_memory
 from jetatag.config import EXTRACTOR_IDS, VARIANTS, Params, ParamsError, load_params
 from jetatag.errors import StageError
+from jetatag.runtime import configure_process
 
 log = logging.getLogger("jetatag")
 
@@ -433,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _setup_logging(getattr(args, "log_level", logging.INFO), getattr(args, "log_file", None))
-        keep_freed_memory()  # large CPU tensors are reused instead of page-faulted in every step
+        configure_process()  # before any handler imports torch: allocator thresholds, sleeping OpenMP threads
         args.handler(args)
         sys.stdout.flush()  # inside the try: a reader that went away is seen here, not at exit
     except BrokenPipeError:  # before OSError, its base class

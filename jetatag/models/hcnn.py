@@ -31,7 +31,7 @@ BLOCKS = (  # (channels, residual, (frequency pool, time pool))
 
 
 class Conv2dBlock(nn.Module):
-    """Conv2d 3×3 → BN → ReLU → MaxPool."""
+    """Conv2d 3×3 → BN → ReLU → MaxPool (computed as MaxPool then ReLU: the same, as ReLU is monotone)."""
 
     def __init__(self, in_channels: int, out_channels: int, pool: tuple[int, int]) -> None:
         super().__init__()
@@ -40,11 +40,11 @@ class Conv2dBlock(nn.Module):
         self.pool = MaxPool2dSafe(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, F, T)
-        return self.pool(F.relu(self.bn(self.conv(x))))  # (B, C_out, F // pf, T // pt)
+        return F.relu(self.pool(self.bn(self.conv(x))), inplace=True)  # (B, C_out, F // pf, T // pt)
 
 
 class Res2dBlock(nn.Module):
-    """Residual 2-D block: conv-BN-ReLU-conv-BN + identity → ReLU → MaxPool."""
+    """Residual 2-D block: conv-BN-ReLU-conv-BN + identity → ReLU → MaxPool (pooled before the ReLU, the same)."""
 
     def __init__(self, channels: int, pool: tuple[int, int]) -> None:
         super().__init__()
@@ -55,8 +55,8 @@ class Res2dBlock(nn.Module):
         self.pool = MaxPool2dSafe(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, F, T)
-        residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))  # (B, C, F, T)
-        return self.pool(F.relu(x + residual))  # (B, C, F // pf, T // pt)
+        residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)), inplace=True)))  # (B, C, F, T)
+        return F.relu(self.pool(x + residual), inplace=True)  # (B, C, F // pf, T // pt)
 
 
 class HarmonicCNN(nn.Module):

@@ -32,7 +32,7 @@ class SincFrontEnd(nn.Module):
         self.bn = nn.BatchNorm2d(n_filters)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        return F.relu(self.bn(as_rows(self.sinc(wave))))  # (B, F, 1, L)
+        return F.relu(self.bn(as_rows(self.sinc(wave))), inplace=True)  # (B, F, 1, L)
 
 
 class MusicSincNet(nn.Module):
