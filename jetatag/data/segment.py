@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -42,6 +40,7 @@ from jetatag.data.shards import (
 )
 from jetatag.errors import StageError
 from jetatag.io import atomic_path, write_json
+from jetatag.parallel import ordered_map
 from jetatag.progress import progress
 
 log = logging.getLogger(__name__)
@@ -161,16 +160,6 @@ def write_shard(task: tuple[Path, Sequence[Path]], *, dtype: str, **options: Any
     return stored
 
 
-@contextmanager
-def _mapper(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
-    """An ordered ``map(fn, items)``: in this process for one worker, else over a process pool."""
-    if workers == 1:
-        yield map
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield pool.map
-
-
 def _remove_stale(out_dir: Path) -> None:
     """Delete a previous run's outputs so that no old shard outlives the new index."""
     for path in [*out_dir.glob("shard-*.npy"), out_dir / INDEX, out_dir / META, out_dir / SKIPPED]:
@@ -199,13 +188,13 @@ def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Pat
     )
     stored: list[Stored] = []
     shard_of: list[int] = []
-    with _mapper(audio.workers) as ordered_map, progress(total=len(paths), unit="clip", desc="segment") as bar:
+    with ordered_map(audio.workers) as map_clips, progress(total=len(paths), unit="clip", desc="segment") as bar:
         lengths = estimated_samples(paths, audio.sample_rate)
         plan = plan_shards(
             [max(n, min_samples) for n in lengths], capacity=capacity, min_size=int(MIN_SHARD_MB * 2**20) // itemsize
         )
         tasks = [(out_dir / shard_name(k), [paths[i] for i in rows]) for k, rows in enumerate(plan)]
-        for k, result in enumerate(ordered_map(job, tasks)):
+        for k, result in enumerate(map_clips(job, tasks)):
             stored.extend(result)
             shard_of.extend([k] * len(result))
             bar.update(len(result))

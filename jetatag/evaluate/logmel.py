@@ -9,21 +9,18 @@ features are the same bits whatever the number of processes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import librosa
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from jetatag.data.shards import shard_name, to_float
+from jetatag.parallel import ordered_map
+from jetatag.progress import progress
 
 CHUNK_CLIPS = 16
 """Clips per task: 16 ten-second clips hold ~40 MB of STFT, and a task is long enough to amortise its start."""
@@ -81,16 +78,6 @@ def _chunk_features(task: tuple[Path, np.ndarray], *, options: MelOptions) -> np
     return out
 
 
-@contextmanager
-def _mapper(workers: int) -> Iterator[Callable[..., Iterable[Any]]]:
-    """An ordered ``map(fn, items)``: in this process for one worker, else over a process pool."""
-    if workers == 1:
-        yield map
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield pool.map
-
-
 def clip_features(audio_dir: Path, clips: pd.DataFrame, options: MelOptions, *, workers: int, desc: str) -> np.ndarray:
     """Log-mel mean/std features of every clip of ``clips`` (rows of an ``AudioIndex`` frame), in row order.
 
@@ -100,8 +87,8 @@ def clip_features(audio_dir: Path, clips: pd.DataFrame, options: MelOptions, *, 
     tasks = [(Path(audio_dir), spans[lo : lo + CHUNK_CLIPS]) for lo in range(0, len(spans), CHUNK_CLIPS)]
     job = partial(_chunk_features, options=options)
     parts = []
-    with _mapper(workers) as ordered_map, tqdm(total=len(spans), unit="clip", desc=desc) as bar:
-        for part in ordered_map(job, tasks):
+    with ordered_map(workers) as map_clips, progress(total=len(spans), unit="clip", desc=desc) as bar:
+        for part in map_clips(job, tasks):
             parts.append(part)
             bar.update(len(part))
     return np.concatenate(parts) if parts else np.empty((0, 2 * options.n_mels), dtype=np.float32)
