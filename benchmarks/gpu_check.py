@@ -681,6 +681,7 @@ def _loader_crops_per_s(loaders: dict[str, Any], crop: int) -> float | None:
 def concurrent_worker(job: dict[str, Any]) -> None:
     """Worker: stage-1 steps (today's variant, host sync per step) for ``job["seconds"]`` after "go" on stdin."""
     from jetatag.allocator import keep_freed_memory
+
     from jetatag.config import Phase
     from jetatag.models.tagger import build_joint_embedding
     from jetatag.train.schedule import make_optimizer, param_groups

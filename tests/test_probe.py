@@ -104,4 +104,4 @@ def test_probe_cli_writes_the_metrics_file(tiny_audio: Path, tmp_path: Path) -> 
     record = json.loads(out.read_text())
     assert set(record) >= {"model", "dataset", "n_train_clips", "n_test_clips", "literature", "bootstrap"}
     assert 0.0 <= record["literature"]["roc_auc"] <= 1.0
-    assert main(["probe", "--params", str(params), "--audio", str(tmp_path / "nowhere"), "--out", str(out)]) == 1  # a runtime error: no audio folder
+    assert main(["probe", "--params", str(params), "--audio", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
