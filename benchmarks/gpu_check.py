@@ -439,7 +439,7 @@ def _inference_rate(
 
 def extractor_worker(job: dict[str, Any]) -> None:
     """Worker process: one JSON line per variant of ``job["extractor"]``, in order, until the deadline."""
-    from jetatag.allocator import keep_freed_memory
+    from jetatag.runtime import keep_freed_memory
 
     keep_freed_memory()  # as the `jetatag` training commands do
     torch.set_num_threads(job["threads"])
@@ -680,10 +680,9 @@ def _loader_crops_per_s(loaders: dict[str, Any], crop: int) -> float | None:
 
 def concurrent_worker(job: dict[str, Any]) -> None:
     """Worker: stage-1 steps (today's variant, host sync per step) for ``job["seconds"]`` after "go" on stdin."""
-    from jetatag.allocator import keep_freed_memory
-
     from jetatag.config import Phase
     from jetatag.models.tagger import build_joint_embedding
+    from jetatag.runtime import keep_freed_memory
     from jetatag.train.schedule import make_optimizer, param_groups
     from jetatag.train.stage1 import joint_losses
 
