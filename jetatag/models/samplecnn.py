@@ -74,7 +74,11 @@ class BasicBlock(nn.Module):
 
 
 class SEBlock(nn.Module):
-    """SE block: the basic block's conv → BN → ReLU, rescaled by an SE gate, then MaxPool 3."""
+    """SE block: the basic block's conv → BN → ReLU, rescaled by an SE gate, then MaxPool 3.
+
+    The gate's weights are positive (a sigmoid), and max-pooling commutes with scaling by a positive
+    number, so the block pools first and rescales the pooled third of the samples: the same result.
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -85,8 +89,7 @@ class SEBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
         x = F.relu(self.bn(self.conv(x)), inplace=True)  # (B, C_out, 1, T)
-        x = x * self.se(x)  # (B, C_out, 1, T)
-        return self.pool(x)  # (B, C_out, 1, T // 3)
+        return self.pool(x) * self.se(x)  # (B, C_out, 1, T // 3) = pool(x · gate)
 
 
 class Shortcut(nn.Module):
