@@ -4,7 +4,13 @@ A :class:`Stage` names the ``jetatag`` subcommand it runs, an argument template,
 (path templates with ``{extractor}``/``{variant}`` wildcards), the params keys that determine its outputs,
 and the modules holding its code. Both front ends render the same command from it::
 
-    jetatag --log-file <log> <command> --params <params files> <args>
+    python -m jetatag --log-file <log> <command> --params <params files> <args>
+
+``python -m jetatag`` rather than the ``jetatag`` console script: both front ends run commands from the
+repository root, and ``python -m`` puts the working directory first on ``sys.path``, so a command runs
+the ``jetatag/`` package of the workspace it runs in. The console script imports whatever the editable
+install points at, which for ``dvc exp run --queue`` (run in a temporary copy of the workspace) is the
+main checkout's code, not the copy's whose hashes DVC records.
 
 Code dependencies are the stage's modules plus every ``jetatag`` module they import, transitively
 (found by parsing the sources, so adding an import updates the DAG); ``jetatag.cli``, ``jetatag.errors``
@@ -36,6 +42,9 @@ LOG_DIR = "workflow/logs"
 DVC_YAML = "dvc.yaml"
 DVC_PARAMS = ("params.yaml",)
 """Params files of the DVC front end (DVC tracks the values of ``params.yaml``)."""
+
+COMMAND = "python -m jetatag"
+"""How a stage command starts: the workspace's own package (see the module docstring), not the console script."""
 
 UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
 
@@ -86,7 +95,7 @@ class Stage:
 
     def render(self, fields: Mapping[str, str], params: Sequence[str]) -> str:
         """The shell command, with ``fields`` filling the template and ``params`` the ``--params`` files."""
-        head = f"jetatag --log-file {fields['log']} {self.command} {params_args(params)}"
+        head = f"{COMMAND} --log-file {fields['log']} {self.command} {params_args(params)}"
         return f"{head} {self.args.format_map(fields)}"
 
     def job(self, wildcards: Mapping[str, str], params: Sequence[str] = DVC_PARAMS) -> str:

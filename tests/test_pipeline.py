@@ -11,6 +11,7 @@ import filecmp
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import jsonschema
 import pytest
 import yaml
 
+import jetatag
 from jetatag import config, pipeline
 from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, load_params, params_to_dict
 from jetatag.profiles import apply_profile
@@ -90,6 +92,41 @@ def test_code_files_follow_imports_transitively() -> None:
     assert not {"jetatag/cli.py", "jetatag/io.py", "jetatag/errors.py"} & set(files)
     assert "jetatag/report/table1.py" not in files
     assert pipeline.code_files(("jetatag.no_such_module",)) == ("jetatag/no_such_module.py",)
+
+
+def _copy_package(dest: Path) -> Path:
+    """A workspace at ``dest`` holding this checkout's ``jetatag/`` package and ``params.yaml`` (no install)."""
+    shutil.copytree(ROOT / "jetatag", dest / "jetatag", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "params.yaml", dest / "params.yaml")
+    return dest
+
+
+def _argv(command: str) -> list[str]:
+    """A rendered stage command as argv, with this interpreter for ``python``."""
+    argv = shlex.split(command)
+    return [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
+
+
+def test_stage_commands_run_the_workspace_code(tmp_path: Path) -> None:
+    # dvc exp run --queue runs a job in a temporary copy of the workspace: its command must import the
+    # copy's jetatag (whose file hashes DVC records), not the editable install's
+    assert all(cmd.startswith(f"{pipeline.COMMAND} --log-file ") for cmd in pipeline.all_commands())
+    ws = _copy_package(tmp_path / "ws")
+    marker = "labels code of the workspace copy"
+    with (ws / "jetatag/data/labels.py").open("a", encoding="utf-8") as handle:
+        handle.write(f"\nraise SystemExit({marker!r})\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    job = pipeline.stage("labels").job({})
+    ran = subprocess.run(_argv(job), cwd=ws, env=env, capture_output=True, text=True, timeout=120)
+    assert marker in ran.stderr, ran.stderr[-2000:]
+    assert (ws / "workflow/logs/labels.log").is_file()  # --log-file keeps its meaning
+    # the console script of the editable install runs this checkout's code instead: the reason for python -m
+    script = Path(sys.executable).with_name("jetatag")
+    if script.is_file() and Path(jetatag.__file__).resolve().is_relative_to(ROOT):
+        installed = subprocess.run(
+            [str(script), *_argv(job)[3:]], cwd=ws, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert marker not in installed.stderr
 
 
 @pytest.mark.slow
@@ -169,11 +206,13 @@ TOOL_TIMEOUT_S = 1800
 
 
 def _env(workspace: Path, **extra: str) -> dict[str, str]:
-    """Environment of the tools: this venv's executables, the workspace's own jetatag, no analytics."""
-    env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_OUTPUT_CACHE"}
+    """Environment of the tools: this venv's executables, no analytics.
+
+    No PYTHONPATH: the stage commands (``python -m jetatag``) must find the workspace's own package by themselves.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("SNAKEMAKE_OUTPUT_CACHE", "PYTHONPATH")}
     env |= {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "PYTHONPATH": str(workspace),
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "jetatag tests",
         "GIT_AUTHOR_EMAIL": "tests@jetatag.invalid",
@@ -266,7 +305,8 @@ def _dvc_commands(log: str) -> set[str]:
 
 
 def _snakemake_commands(log: str) -> set[str]:
-    return {line.split(": ", 1)[1].strip() for line in log.splitlines() if line.startswith("Shell command: jetatag")}
+    prefix = f"Shell command: {pipeline.COMMAND}"
+    return {line.split(": ", 1)[1].strip() for line in log.splitlines() if line.startswith(prefix)}
 
 
 def _files(folder: Path) -> set[Path]:

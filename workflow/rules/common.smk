@@ -1,9 +1,14 @@
 # Config validation and the helpers that turn a stage of jetatag/pipeline.py into a rule.
 import json
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+# The workflow's own jetatag (the repository holding this Snakefile), not whatever the environment
+# installed: the rules and the commands (`python -m jetatag`, run from the root) see the same code.
+sys.path.insert(0, os.path.dirname(workflow.basedir))
 
 from jetatag import pipeline
 from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, params_from_dict, params_to_dict
@@ -59,7 +64,7 @@ def stage_output(name):
 
 
 def stage_log(name):
-    """One log file per job; the command writes it (`jetatag --log-file`)."""
+    """One log file per job; the command writes it (`python -m jetatag --log-file`)."""
     return pipeline.stage(name).log
 
 
