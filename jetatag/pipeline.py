@@ -56,7 +56,12 @@ STAGE1_LIVE = tuple(f"reports/train/{x}-stage1" for x in EXTRACTOR_IDS)
 
 @dataclass(frozen=True)
 class Output:
-    """One output of a stage, and how each front end stores it."""
+    """One output of a stage, and how each front end stores it.
+
+    Only flat summary numbers are DVC ``metrics`` (``reports/metrics.json``: one column per number in
+    ``dvc exp show``); the nested per-evaluation JSONs are plain outputs. Images are ``plots`` (``dvc
+    plots show/diff`` renders them); training curves are the top-level :data:`CURVES`, not stage plots.
+    """
 
     path: str  # path template, may hold the stage's wildcards
     kind: Literal["outs", "metrics", "plots"] = "outs"  # DVC section it is declared in
@@ -167,7 +172,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"audio": "data/audio"},
         outs={
             "model": Output("models/{extractor}/je/stage1.pt"),
-            "live": Output("reports/train/{extractor}-stage1", kind="plots", directory=True),
+            "live": Output("reports/train/{extractor}-stage1", directory=True),
         },
         params=("model", *_TRAIN, "train.stage1_schedule", "train.pair_target"),
         modules=("jetatag.train.stage1",),
@@ -181,7 +186,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"audio": "data/audio", "stage1": "models/{extractor}/je/stage1.pt"},
         outs={
             "model": Output("models/{extractor}/je/model.pt"),
-            "live": Output("reports/train/{extractor}-stage2", kind="plots", directory=True),
+            "live": Output("reports/train/{extractor}-stage2", directory=True),
         },
         params=("model", *_TRAIN, "train.stage2_schedule", "train.je_embedding_cache", "train.je_cache_crops"),
         modules=("jetatag.train.stage2",),
@@ -195,7 +200,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"audio": "data/audio"},
         outs={
             "model": Output("models/{extractor}/noje/model.pt"),
-            "live": Output("reports/train/{extractor}-baseline", kind="plots", directory=True),
+            "live": Output("reports/train/{extractor}-baseline", directory=True),
         },
         params=("model", *_TRAIN, "train.stage2_schedule"),
         modules=("jetatag.train.stage2",),
@@ -208,7 +213,7 @@ STAGES: tuple[Stage, ...] = (
         args="--model {model} --audio {audio} --out {metrics} --arrays {arrays}",
         deps={"model": "models/{extractor}/{variant}/model.pt", "audio": "data/audio"},
         outs={
-            "metrics": Output("reports/eval/{extractor}-{variant}.json", kind="metrics", cache=False),
+            "metrics": Output("reports/eval/{extractor}-{variant}.json", cache=False),
             "arrays": Output("data/eval/{extractor}-{variant}.npz"),
         },
         params=("data.source", "evaluate.n_crops", "evaluate.bootstrap", "evaluate.seed"),
@@ -221,7 +226,7 @@ STAGES: tuple[Stage, ...] = (
         command="probe",
         args="--audio {audio} --out {metrics}",
         deps={"audio": "data/audio"},
-        outs={"metrics": Output("reports/eval/probe.json", kind="metrics", cache=False)},
+        outs={"metrics": Output("reports/eval/probe.json", cache=False)},
         params=(
             "data.source",
             "probe.n_mels",
@@ -247,9 +252,9 @@ STAGES: tuple[Stage, ...] = (
             ),
         },
         outs={
-            "figure": Output("reports/figure2.png"),
+            "figure": Output("reports/figure2.png", kind="plots", cache=False),
             "stats": Output("reports/figure2.json", cache=False),
-            "per_tag": Output("reports/per_tag_auc.png"),
+            "per_tag": Output("reports/per_tag_auc.png", kind="plots", cache=False),
         },
         params=("report.tsne_tag", "report.tsne_perplexity", "report.per_tag_extractor", "report.seed"),
         modules=("jetatag.report.figure2",),
@@ -277,6 +282,30 @@ STAGES: tuple[Stage, ...] = (
         modules=("jetatag.report.table1",),
     ),
 )
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A top-level DVC plot: one dvclive quantity of one training stage, one line per extractor, against epochs."""
+
+    stage: str  # training stage whose dvclive folder (its ``live`` output) holds the curve
+    metric: str  # dvclive metric name, e.g. ``valid/loss``
+
+    @property
+    def id(self) -> str:
+        return f"{self.stage}: {self.metric}"
+
+    def files(self) -> list[str]:
+        """dvclive's TSV of the quantity in each job's folder (``<live>/plots/metrics/<metric>.tsv``)."""
+        s = stage(self.stage)
+        return [f"{fill(s.outs['live'].path, wc)}/plots/metrics/{self.metric}.tsv" for wc in s.instances()]
+
+
+CURVES: tuple[Curve, ...] = (
+    *(Curve("stage1", m) for m in ("train/loss", "valid/loss", "valid/pair_loss", "valid/zm_erank")),
+    *(Curve(name, m) for name in ("stage2", "baseline") for m in ("train/loss", "valid/loss", "valid/roc_auc")),
+)
+"""Training curves that ``dvc plots show`` draws (dvclive logs one step per epoch)."""
 
 
 def stage(name: str) -> Stage:
@@ -403,10 +432,17 @@ class _DvcDumper(yaml.SafeDumper):
 _DvcDumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 
 
+def _dvc_plot(curve: Curve) -> dict[str, Any]:
+    """The top-level ``plots`` entry of ``curve``: the TSV column dvclive names after the metric's last part."""
+    column = curve.metric.rpartition("/")[2]
+    spec = {"title": curve.id, "x": "step", "x_label": "epoch", "y_label": curve.metric}
+    return {curve.id: {**spec, "y": {path: column for path in curve.files()}}}
+
+
 def dvc_yaml() -> str:
-    """Text of ``dvc.yaml`` for :data:`STAGES`."""
-    stages = {"stages": {s.name: _dvc_stage(s) for s in STAGES}}
-    return DVC_HEADER + yaml.dump(stages, Dumper=_DvcDumper, sort_keys=False, width=1000)
+    """Text of ``dvc.yaml`` for :data:`STAGES` and :data:`CURVES`."""
+    pipeline = {"stages": {s.name: _dvc_stage(s) for s in STAGES}, "plots": [_dvc_plot(c) for c in CURVES]}
+    return DVC_HEADER + yaml.dump(pipeline, Dumper=_DvcDumper, sort_keys=False, width=1000)
 
 
 def write_dvc_yaml(path: Path = ROOT / DVC_YAML, *, check: bool = False) -> None:

@@ -84,6 +84,30 @@ def test_report_inputs_are_outputs_of_other_jobs() -> None:
     assert "probe.workers" not in pipeline.stage("probe").params  # parallelism only
 
 
+def test_only_flat_summaries_are_dvc_metrics() -> None:
+    dvc = yaml.safe_load(pipeline.dvc_yaml())
+    metrics = [out for s in dvc["stages"].values() for out in s.get("metrics", [])]
+    assert metrics == [{"reports/metrics.json": {"cache": False}}]
+    stage_plots = [next(iter(out)) for s in dvc["stages"].values() for out in s.get("plots", [])]
+    assert sorted(stage_plots) == ["reports/figure2.png", "reports/per_tag_auc.png"]  # images, in git
+    evaluate = dvc["stages"]["evaluate"]["outs"]
+    assert {"reports/eval/${item.extractor}-${item.variant}.json": {"cache": False}} in evaluate
+
+
+def test_curves_read_dvclive_files_of_training_jobs() -> None:
+    dvc = yaml.safe_load(pipeline.dvc_yaml())
+    plots = {plot_id: spec for entry in dvc["plots"] for plot_id, spec in entry.items()}
+    assert len(plots) == len(pipeline.CURVES)
+    for curve in pipeline.CURVES:
+        spec = plots[curve.id]
+        assert spec["x"] == "step"
+        training = pipeline.stage(curve.stage)
+        assert list(training.wildcards) == ["extractor"]  # one line per extractor
+        lives = [pipeline.fill(training.outs["live"].path, wc) for wc in training.instances()]
+        assert list(spec["y"]) == [f"{live}/plots/metrics/{curve.metric}.tsv" for live in lives]
+        assert set(spec["y"].values()) == {curve.metric.rpartition("/")[2]}  # dvclive's column name
+
+
 def test_code_files_follow_imports_transitively() -> None:
     files = pipeline.code_files(("jetatag.train.stage2",))
     assert "jetatag/train/stage2.py" in files
@@ -357,6 +381,7 @@ class DvcRun:
     exp_show: list
     metrics_diff: str
     metrics_diff_no_base: str
+    plots: dict
 
 
 NEW_STAGE1_SCHEDULE = "train.stage1_schedule=[{optimizer:adam,lr:0.002,epochs:1}]"
@@ -379,7 +404,8 @@ def dvc_run(tmp_path_factory: pytest.TempPathFactory, checkout: Path, snakemake_
     metrics_diff = (ws / "reports/metrics_diff.md").read_text(encoding="utf-8")
     _run(["jetatag", "metrics-diff", "--base", "no-such-revision", "--out", "reports/metrics_diff.md"], ws)
     no_base = (ws / "reports/metrics_diff.md").read_text(encoding="utf-8")
-    return DvcRun(ws, repro, status, repro_again, dry, snakemake_dry, exp_run, exp_show, metrics_diff, no_base)
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], ws, stdout_only=True))
+    return DvcRun(ws, repro, status, repro_again, dry, snakemake_dry, exp_run, exp_show, metrics_diff, no_base, plots)
 
 
 @pytest.mark.slow
@@ -421,8 +447,24 @@ def test_train_param_change_reruns_only_what_reads_it(dvc_run: DvcRun) -> None:
 def test_exp_run_records_the_experiment(dvc_run: DvcRun) -> None:
     experiments = {exp["name"]: exp for row in dvc_run.exp_show for exp in (row.get("experiments") or [])}
     assert "schedule" in experiments
-    params = experiments["schedule"]["revs"][0]["data"]["params"]["params.yaml"]["data"]
+    data = experiments["schedule"]["revs"][0]["data"]
+    params = data["params"]["params.yaml"]["data"]
     assert params["train"]["stage1_schedule"] == [{"optimizer": "adam", "lr": 0.002, "epochs": 1}]
+    # one flat metrics file: a column per summary number, not thousands of per-tag values
+    assert set(data["metrics"]) == {"reports/metrics.json"}
+    values = data["metrics"]["reports/metrics.json"]["data"]
+    assert all(not isinstance(v, dict | list) for v in values.values())
+    assert len(values) < 200
+
+
+@pytest.mark.slow
+def test_dvc_plots_show_curves_across_extractors_and_the_figures(dvc_run: DvcRun) -> None:
+    data = dvc_run.plots["data"]
+    assert {c.id for c in pipeline.CURVES} | {"reports/figure2.png", "reports/per_tag_auc.png"} == set(data)
+    for curve in pipeline.CURVES:
+        if curve.metric.endswith("loss"):  # ROC-AUC may be undefined on the tiny profile's few valid clips
+            assert [p["type"] for p in data[curve.id]] == ["vega"], curve.id
+    assert data["reports/figure2.png"][0]["type"] == "image"
 
 
 @pytest.mark.slow
