@@ -46,6 +46,9 @@ DVC_PARAMS = ("params.yaml",)
 COMMAND = "python -m jetatag"
 """How a stage command starts: the workspace's own package (see the module docstring), not the console script."""
 
+SYNTH_MIRROR = "data/synth"
+"""The synthetic mirror: ``synth`` writes it, ``download`` reads it when ``data.source`` is ``synthetic``."""
+
 UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
 
 EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
@@ -82,6 +85,7 @@ class Stage:
     params: tuple[str, ...]  # params keys (or whole sections) that determine the outputs
     modules: tuple[str, ...]  # modules holding the stage's code
     wildcards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> values, in order
+    synthetic_only: bool = False  # Snakemake builds it only for data.source: synthetic; DVC always runs it
 
     @property
     def log(self) -> str:
@@ -127,13 +131,24 @@ _TRAIN = ("train.batch_size", "train.seed", "train.conv_l2", "train.valid_crops"
 
 STAGES: tuple[Stage, ...] = (
     Stage(
-        name="download",
-        desc="Acquire MTAT (synthetic mirror, http(s) mirror or local folder) into data/raw",
-        command="download",
-        args="--out {raw}",
+        name="synth",
+        desc="Synthetic MTAT mirror into data/synth when data.source is synthetic (else a note)",
+        command="synth",
+        args="--out {mirror}",
         deps={},
-        outs={"raw": Output("data/raw", directory=True)},
+        outs={"mirror": Output(SYNTH_MIRROR, directory=True)},
         params=("data.source", "synth.n_clips", "synth.clip_seconds", "synth.seed"),
+        modules=("jetatag.synth.stage",),
+        synthetic_only=True,
+    ),
+    Stage(
+        name="download",
+        desc="Acquire MTAT (http(s) mirror, local folder, or data/synth for a synthetic source) into data/raw",
+        command="download",
+        args="--synth {synth} --out {raw}",
+        deps={"synth": SYNTH_MIRROR},
+        outs={"raw": Output("data/raw", directory=True)},
+        params=("data.source",),
         modules=("jetatag.data.download",),
     ),
     Stage(
@@ -314,6 +329,19 @@ def stage(name: str) -> Stage:
         if s.name == name:
             return s
     raise KeyError(f"no pipeline stage {name!r} (stages: {', '.join(s.name for s in STAGES)})")
+
+
+def skipped_paths(config: Mapping[str, Any]) -> frozenset[str]:
+    """Outputs of the stages that ``config`` does not need (``synth`` unless ``data.source`` is synthetic).
+
+    dvc.yaml is static, so DVC runs every stage (``synth`` then writes a constant note); Snakemake leaves
+    these stages out of the DAG and the jobs reading them out of their inputs (their commands ignore them).
+    """
+    from jetatag.config import SYNTHETIC_SOURCE
+
+    if str(config["data"]["source"]).strip() == SYNTHETIC_SOURCE:
+        return frozenset()
+    return frozenset(o.path for s in STAGES if s.synthetic_only for o in s.outs.values())
 
 
 def dep_paths(s: Stage) -> list[str]:

@@ -31,7 +31,7 @@ from jetatag.profiles import apply_profile
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 PROFILES = ("profiles/paper.yaml", "profiles/tiny.yaml")
-DATA_STAGES = ("download", "labels", "segment")
+DATA_STAGES = ("synth", "download", "labels", "segment")
 
 
 # --- stage list and generated files ---------------------------------------------------------------
@@ -59,6 +59,7 @@ def test_every_declared_dependency_exists() -> None:
 def test_job_grid_matches_the_paper() -> None:
     jobs = {s.name: len(list(s.instances())) for s in pipeline.STAGES}
     assert jobs == {
+        "synth": 1,
         "download": 1,
         "labels": 1,
         "segment": 1,
@@ -473,6 +474,16 @@ def test_metrics_diff_reports_param_and_metric_changes(dvc_run: DvcRun) -> None:
     assert re.search(r"\| reports/metrics\.json\s*\| hcnn\.je\.", dvc_run.metrics_diff)
     assert "No revision `no-such-revision`" in dvc_run.metrics_diff_no_base
     assert "reports/metrics.json" in dvc_run.metrics_diff_no_base  # the current metrics instead
+
+
+@pytest.mark.slow
+def test_snakemake_leaves_synth_out_for_a_real_source(tmp_path: Path) -> None:
+    overlay = tmp_path / "real.yaml"
+    overlay.write_text(f"data:\n  source: {tmp_path}\n", encoding="utf-8")
+    dry = _run(["snakemake", "-n", "-p", "--forceall", "--configfile", str(overlay)], ROOT)
+    assert "rule synth:" not in dry and "rule download:" in dry
+    download = [c for c in _snakemake_commands(dry) if " download " in c]
+    assert download and "--synth data/synth" in download[0]  # the same command; download ignores the folder
 
 
 @pytest.mark.slow

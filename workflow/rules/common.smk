@@ -45,11 +45,18 @@ wildcard_constraints:
 # --- a stage as rule directives ------------------------------------------------------------------
 
 
+# Outputs of stages this config does not need (data/synth unless data.source is synthetic): their
+# rules are left out of the DAG, and no job takes them as input.
+SKIPPED = pipeline.skipped_paths(PARAMS)
+
+
 def stage_input(name):
     """Named inputs: the stage's data deps and its source files (so a code change reruns it)."""
     stage = pipeline.stage(name)
     inputs = {}
     for key, paths in stage.deps.items():
+        if paths in SKIPPED:
+            continue
         if isinstance(paths, str):
             inputs[key] = pipeline.resolve_params(paths, PARAMS)
         else:
@@ -80,7 +87,13 @@ def stage_shell(name):
     stage = pipeline.stage(name)
     fields = {"log": "{log}"}
     fields.update({w: f"{{params.{w}}}" for w in stage.wildcards})
-    fields.update({key: f"{{input.{key}}}" for key, path in stage.deps.items() if isinstance(path, str)})
+    fields.update(
+        {
+            key: path if path in SKIPPED else f"{{input.{key}}}"  # a skipped input: its path, unread
+            for key, path in stage.deps.items()
+            if isinstance(path, str)
+        }
+    )
     fields.update({key: f"{{output.{key}}}" for key in stage.outs})
     return stage.render(fields, PARAMS_FILES)
 
@@ -92,4 +105,5 @@ def all_outputs():
         for stage in pipeline.STAGES
         for wildcards in stage.instances()
         for out in stage.outs.values()
+        if out.path not in SKIPPED
     ]

@@ -1,6 +1,23 @@
-# Data stages: acquire MTAT, select the top-N tags, decode into shards.
-# Their outputs depend only on the code and the params they read, so they are eligible for the
-# between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set reuses them across clones.
+# Data stages: the synthetic mirror (only for data.source: synthetic), acquire MTAT, select the top-N
+# tags, decode into shards. Their outputs depend only on the code and the params they read, so they are
+# eligible for the between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set reuses
+# them across clones.
+
+
+rule synth:
+    input:
+        **stage_input("synth"),
+    output:
+        **stage_output("synth"),
+    log:
+        stage_log("synth"),
+    params:
+        **stage_params("synth"),
+    conda:
+        CONDA_ENV
+    cache: True
+    shell:
+        stage_shell("synth")
 
 
 rule download:
