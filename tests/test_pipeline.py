@@ -109,6 +109,15 @@ def test_curves_read_dvclive_files_of_training_jobs() -> None:
         assert set(spec["y"].values()) == {curve.metric.rpartition("/")[2]}  # dvclive's column name
 
 
+def test_dvc_cache_links_outputs_with_fallbacks() -> None:
+    # big data outputs are linked from the cache, not copied, wherever the file system allows it
+    from configobj import ConfigObj
+
+    types = ConfigObj(str(ROOT / ".dvc/config"))["cache"]["type"]
+    types = [t.strip() for t in (types.split(",") if isinstance(types, str) else types)]
+    assert types == ["reflink", "hardlink", "symlink", "copy"]
+
+
 def test_code_files_follow_imports_transitively() -> None:
     files = pipeline.code_files(("jetatag.train.stage2",))
     assert "jetatag/train/stage2.py" in files
