@@ -70,6 +70,7 @@ class Output:
     kind: Literal["outs", "metrics", "plots"] = "outs"  # DVC section it is declared in
     cache: bool = True  # DVC: keep the content in DVC's cache (True) or in git (False)
     directory: bool = False  # Snakemake: the output is a folder
+    caption: str | None = None  # Snakemake: in `snakemake --report`, with this caption (workflow/report/)
 
 
 @dataclass(frozen=True)
@@ -267,9 +268,9 @@ STAGES: tuple[Stage, ...] = (
             ),
         },
         outs={
-            "figure": Output("reports/figure2.png", kind="plots", cache=False),
+            "figure": Output("reports/figure2.png", kind="plots", cache=False, caption="figure2.rst"),
             "stats": Output("reports/figure2.json", cache=False),
-            "per_tag": Output("reports/per_tag_auc.png", kind="plots", cache=False),
+            "per_tag": Output("reports/per_tag_auc.png", kind="plots", cache=False, caption="per_tag_auc.rst"),
         },
         params=("report.tsne_tag", "report.tsne_perplexity", "report.per_tag_extractor", "report.seed"),
         modules=("jetatag.report.figure2",),
@@ -290,7 +291,7 @@ STAGES: tuple[Stage, ...] = (
             "figure2": "reports/figure2.json",
         },
         outs={
-            "table": Output("reports/table1.md", cache=False),
+            "table": Output("reports/table1.md", cache=False, caption="table1.rst"),
             "metrics": Output("reports/metrics.json", kind="metrics", cache=False),
         },
         params=("report.profile",),

@@ -118,6 +118,22 @@ def test_dvc_cache_links_outputs_with_fallbacks() -> None:
     assert types == ["reflink", "hardlink", "symlink", "copy"]
 
 
+def test_report_outputs_have_captions() -> None:
+    captioned = {o.path: o.caption for s in pipeline.STAGES for o in s.outs.values() if o.caption}
+    assert set(captioned) == {"reports/table1.md", "reports/figure2.png", "reports/per_tag_auc.png"}
+    for caption in captioned.values():
+        assert (ROOT / "workflow/report" / caption).is_file(), caption
+    assert 'report: "report/workflow.rst"' in (ROOT / "workflow/Snakefile").read_text(encoding="utf-8")
+
+
+def test_workflow_is_snakefmt_clean() -> None:
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    if not snakefmt.is_file():
+        pytest.skip("snakefmt is not installed (pip install -e '.[dev]')")
+    checked = subprocess.run([str(snakefmt), "--check", "workflow/"], cwd=ROOT, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+
+
 def test_code_files_follow_imports_transitively() -> None:
     files = pipeline.code_files(("jetatag.train.stage2",))
     assert "jetatag/train/stage2.py" in files
@@ -509,6 +525,7 @@ class SnakemakeRun:
     again: str
     cached_path: Path
     cached_run: str
+    report: str
 
 
 @pytest.fixture(scope="session")
@@ -521,7 +538,9 @@ def snakemake_run(
     cached = _run(
         ["snakemake", "segment", "--cores", "2", "--cache"], ws2, SNAKEMAKE_OUTPUT_CACHE=str(snakemake_start.cache)
     )
-    return SnakemakeRun(snakemake_start.path, run, again, ws2, cached)
+    _run(["snakemake", "--report", "reports/report.html"], snakemake_start.path)
+    report = (snakemake_start.path / "reports/report.html").read_text(encoding="utf-8")
+    return SnakemakeRun(snakemake_start.path, run, again, ws2, cached, report)
 
 
 @pytest.mark.slow
@@ -532,6 +551,16 @@ def test_snakemake_builds_the_whole_dag(snakemake_run: SnakemakeRun) -> None:
                 assert (snakemake_run.path / pipeline.fill(out.path, wildcards)).exists(), out.path
             assert (snakemake_run.path / pipeline.fill(stage.log, wildcards)).is_file()
     assert "Nothing to be done" in snakemake_run.again
+
+
+@pytest.mark.slow
+def test_snakemake_report_holds_table1_and_both_figures(snakemake_run: SnakemakeRun) -> None:
+    report = snakemake_run.report
+    assert "Table 1: music auto-tagging with and without joint embeddings (JE)" in report  # the table itself
+    assert "profile: **tiny**" in report
+    for name in ("figure2.png", "per_tag_auc.png", "table1.md"):
+        assert name in report
+    assert report.count("data:image/png;base64") >= 2 or report.count("image/png") >= 2
 
 
 @pytest.mark.slow

@@ -11,8 +11,13 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.dirname(workflow.basedir))
 
 from jetatag import pipeline
-from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, params_from_dict, params_to_dict
-
+from jetatag.config import (
+    EXTRACTOR_IDS,
+    VARIANTS,
+    ParamsError,
+    params_from_dict,
+    params_to_dict,
+)
 
 # --- config: params.yaml and any --configfile overlays, checked by the schema and by jetatag itself --
 
@@ -29,7 +34,9 @@ except ParamsError as err:
 
 # The commands read the same files Snakemake merged into `config`, in the same order.
 PARAMS_FILES = ["params.yaml"] + [
-    os.path.relpath(f) for f in workflow.overwrite_configfiles if os.path.relpath(f) != "params.yaml"
+    os.path.relpath(f)
+    for f in workflow.overwrite_configfiles
+    if os.path.relpath(f) != "params.yaml"
 ]
 
 
@@ -65,9 +72,14 @@ def stage_input(name):
 
 
 def stage_output(name):
-    """Named outputs; folders marked as such."""
-    outs = pipeline.stage(name).outs.items()
-    return {key: directory(out.path) if out.directory else out.path for key, out in outs}
+    """Named outputs; folders marked as such, results with a caption marked for `snakemake --report`."""
+    outputs = {}
+    for key, out in pipeline.stage(name).outs.items():
+        path = directory(out.path) if out.directory else out.path
+        if out.caption is not None:
+            path = report(path, caption=f"../report/{out.caption}", category="Results")
+        outputs[key] = path
+    return outputs
 
 
 def stage_log(name):
@@ -79,7 +91,10 @@ def stage_params(name):
     """Wildcards (so the between-workflow cache keys on them) and the values of the params the stage reads."""
     stage = pipeline.stage(name)
     values = {key: pipeline.param_value(PARAMS, key) for key in stage.params}
-    return {**{w: f"{{{w}}}" for w in stage.wildcards}, "values": json.dumps(values, sort_keys=True)}
+    return {
+        **{w: f"{{{w}}}" for w in stage.wildcards},
+        "values": json.dumps(values, sort_keys=True),
+    }
 
 
 def stage_shell(name):
@@ -89,7 +104,9 @@ def stage_shell(name):
     fields.update({w: f"{{params.{w}}}" for w in stage.wildcards})
     fields.update(
         {
-            key: path if path in SKIPPED else f"{{input.{key}}}"  # a skipped input: its path, unread
+            key: (
+                path if path in SKIPPED else f"{{input.{key}}}"
+            )  # a skipped input: its path, unread
             for key, path in stage.deps.items()
             if isinstance(path, str)
         }

@@ -11,11 +11,11 @@ rule synth:
         **stage_output("synth"),
     log:
         stage_log("synth"),
-    params:
-        **stage_params("synth"),
+    cache: True
     conda:
         CONDA_ENV
-    cache: True
+    params:
+        **stage_params("synth"),
     shell:
         stage_shell("synth")
 
@@ -27,11 +27,11 @@ rule download:
         **stage_output("download"),
     log:
         stage_log("download"),
-    params:
-        **stage_params("download"),
+    cache: True
     conda:
         CONDA_ENV
-    cache: True
+    params:
+        **stage_params("download"),
     shell:
         stage_shell("download")
 
@@ -43,11 +43,11 @@ rule labels:
         **stage_output("labels"),
     log:
         stage_log("labels"),
-    params:
-        **stage_params("labels"),
+    cache: True
     conda:
         CONDA_ENV
-    cache: True
+    params:
+        **stage_params("labels"),
     shell:
         stage_shell("labels")
 
@@ -59,10 +59,10 @@ rule segment:
         **stage_output("segment"),
     log:
         stage_log("segment"),
-    params:
-        **stage_params("segment"),
+    cache: True
     conda:
         CONDA_ENV
-    cache: True
+    params:
+        **stage_params("segment"),
     shell:
         stage_shell("segment")
