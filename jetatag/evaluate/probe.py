@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from jetatag.config import Params
 from jetatag.data.dataset import AudioIndex
 from jetatag.errors import StageError
-from jetatag.evaluate.bootstrap import CI_LEVEL, macro_resamples, percentile_ci, resample_counts
+from jetatag.evaluate.bootstrap import CI_LEVEL, draw_resamples, macro_resamples, percentile_ci
 from jetatag.evaluate.logmel import MelOptions, clip_features
 from jetatag.evaluate.metrics import macro_scores
 from jetatag.evaluate.summary import json_safe
@@ -118,8 +118,8 @@ def run_probe(params: Params, *, audio_dir: Path, out_json: Path) -> dict[str, A
             _names(index.tags, fitted.unconverged),
         )
     literature = macro_scores(y_test, fitted.scores, index.tags)
-    weights = resample_counts(len(test), params.evaluate.bootstrap, seed=params.evaluate.seed)  # as evaluate draws
-    boot = macro_resamples(y_test, fitted.scores, weights)
+    resamples = draw_resamples(len(test), params.evaluate.bootstrap, seed=params.evaluate.seed)  # as evaluate draws
+    boot = macro_resamples(y_test, fitted.scores, resamples)
 
     source = params.data.source
     record = {
@@ -145,7 +145,7 @@ def run_probe(params: Params, *, audio_dir: Path, out_json: Path) -> dict[str, A
         "literature": {
             "roc_auc": literature["roc_auc"],
             "ap": literature["ap"],
-            "ci95": {"roc_auc": percentile_ci(boot["roc_auc"]), "ap": percentile_ci(boot["ap"])},
+            "ci95": {m: percentile_ci(boot[m], estimate=literature[m]) for m in ("roc_auc", "ap")},
             "pooling": "macro over tags, clip scores",
             "n_tags": literature["n_tags"],
             "excluded_tags": literature["excluded_tags"],
