@@ -67,15 +67,27 @@ def _add_variant(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
+    explicit = {"--n-clips": args.n_clips, "--clip-seconds": args.clip_seconds, "--seed": args.seed}
+    if all(v is None for v in explicit.values()):  # the pipeline stage: the mirror data.source asks for
+        from jetatag.synth.stage import run_synth
+
+        run_synth(_params(args), out_dir=args.out)
+        return
+    missing = [flag for flag, value in explicit.items() if value is None]
+    if missing:
+        raise UsageError(f"synth: explicit sizes need all of {', '.join(explicit)} (missing: {', '.join(missing)})")
+    if args.params:
+        raise UsageError("synth: give --params or explicit sizes (--n-clips, --clip-seconds, --seed), not both")
     from jetatag.synth.mirror import write_mirror
 
-    write_mirror(args.out, n_clips=args.n_clips, clip_seconds=args.clip_seconds, seed=args.seed, workers=args.workers)
+    workers = 1 if args.workers is None else args.workers
+    write_mirror(args.out, n_clips=args.n_clips, clip_seconds=args.clip_seconds, seed=args.seed, workers=workers)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
     from jetatag.data.download import run_download
 
-    run_download(_params(args), out_dir=args.out)
+    run_download(_params(args), out_dir=args.out, synth_dir=args.synth)
 
 
 def cmd_labels(args: argparse.Namespace) -> None:
@@ -284,15 +296,22 @@ def _build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = add("synth", cmd_synth, "Write a synthetic MTAT-format mirror (zip pieces, CSVs, SHA256SUMS).")
+    p = add(
+        "synth",
+        cmd_synth,
+        "Write a synthetic MTAT-format mirror (zip pieces, CSVs, SHA256SUMS): from the params' synth section "
+        "when data.source is 'synthetic' (else only a note; the pipeline's synth stage), or from explicit sizes.",
+    )
+    _add_params(p)
     p.add_argument("--out", type=Path, required=True, help="mirror folder to write")
-    p.add_argument("--n-clips", type=int, required=True)
-    p.add_argument("--clip-seconds", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--n-clips", type=int, help="explicit size (with --clip-seconds and --seed): ignore params")
+    p.add_argument("--clip-seconds", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int)
 
     p = add("download", cmd_download, "Acquire MTAT (official/http mirror, local folder or synthetic).")
     _add_params(p)
+    p.add_argument("--synth", type=Path, help="synthetic mirror written by `synth` (read if data.source is synthetic)")
     p.add_argument("--out", type=Path, required=True, help="raw data folder (annotations + mp3/<0-f>/)")
 
     p = add("labels", cmd_labels, "Select the top-N tags, split by folder, drop unusable clips.")

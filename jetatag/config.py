@@ -27,9 +27,13 @@ class ParamsError(ValueError):
     """A params file is missing, malformed or holds a bad value."""
 
 
+SYNTHETIC_SOURCE = "synthetic"
+"""``data.source`` value that selects the synthetic mirror written by the ``synth`` stage."""
+
+
 @dataclass(frozen=True)
 class DataParams:
-    source: str = "synthetic"
+    source: str = SYNTHETIC_SOURCE
     n_tags: int = 50
     retries: int = 5
     timeout_s: float = 60.0

@@ -4,7 +4,13 @@ A :class:`Stage` names the ``jetatag`` subcommand it runs, an argument template,
 (path templates with ``{extractor}``/``{variant}`` wildcards), the params keys that determine its outputs,
 and the modules holding its code. Both front ends render the same command from it::
 
-    jetatag --log-file <log> <command> --params <params files> <args>
+    python -m jetatag --log-file <log> <command> --params <params files> <args>
+
+``python -m jetatag`` rather than the ``jetatag`` console script: both front ends run commands from the
+repository root, and ``python -m`` puts the working directory first on ``sys.path``, so a command runs
+the ``jetatag/`` package of the workspace it runs in. The console script imports whatever the editable
+install points at, which for ``dvc exp run --queue`` (run in a temporary copy of the workspace) is the
+main checkout's code, not the copy's whose hashes DVC records.
 
 Code dependencies are the stage's modules plus every ``jetatag`` module they import, transitively
 (found by parsing the sources, so adding an import updates the DAG); ``jetatag.cli``, ``jetatag.errors``
@@ -37,6 +43,12 @@ DVC_YAML = "dvc.yaml"
 DVC_PARAMS = ("params.yaml",)
 """Params files of the DVC front end (DVC tracks the values of ``params.yaml``)."""
 
+COMMAND = "python -m jetatag"
+"""How a stage command starts: the workspace's own package (see the module docstring), not the console script."""
+
+SYNTH_MIRROR = "data/synth"
+"""The synthetic mirror: ``synth`` writes it, ``download`` reads it when ``data.source`` is ``synthetic``."""
+
 UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
 
 EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
@@ -47,12 +59,18 @@ STAGE1_LIVE = tuple(f"reports/train/{x}-stage1" for x in EXTRACTOR_IDS)
 
 @dataclass(frozen=True)
 class Output:
-    """One output of a stage, and how each front end stores it."""
+    """One output of a stage, and how each front end stores it.
+
+    Only flat summary numbers are DVC ``metrics`` (``reports/metrics.json``: one column per number in
+    ``dvc exp show``); the nested per-evaluation JSONs are plain outputs. Images are ``plots`` (``dvc
+    plots show/diff`` renders them); training curves are the top-level :data:`CURVES`, not stage plots.
+    """
 
     path: str  # path template, may hold the stage's wildcards
     kind: Literal["outs", "metrics", "plots"] = "outs"  # DVC section it is declared in
     cache: bool = True  # DVC: keep the content in DVC's cache (True) or in git (False)
     directory: bool = False  # Snakemake: the output is a folder
+    caption: str | None = None  # Snakemake: in `snakemake --report`, with this caption (workflow/report/)
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,7 @@ class Stage:
     params: tuple[str, ...]  # params keys (or whole sections) that determine the outputs
     modules: tuple[str, ...]  # modules holding the stage's code
     wildcards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> values, in order
+    synthetic_only: bool = False  # Snakemake builds it only for data.source: synthetic; DVC always runs it
 
     @property
     def log(self) -> str:
@@ -86,7 +105,7 @@ class Stage:
 
     def render(self, fields: Mapping[str, str], params: Sequence[str]) -> str:
         """The shell command, with ``fields`` filling the template and ``params`` the ``--params`` files."""
-        head = f"jetatag --log-file {fields['log']} {self.command} {params_args(params)}"
+        head = f"{COMMAND} --log-file {fields['log']} {self.command} {params_args(params)}"
         return f"{head} {self.args.format_map(fields)}"
 
     def job(self, wildcards: Mapping[str, str], params: Sequence[str] = DVC_PARAMS) -> str:
@@ -113,13 +132,24 @@ _TRAIN = ("train.batch_size", "train.seed", "train.conv_l2", "train.valid_crops"
 
 STAGES: tuple[Stage, ...] = (
     Stage(
-        name="download",
-        desc="Acquire MTAT (synthetic mirror, http(s) mirror or local folder) into data/raw",
-        command="download",
-        args="--out {raw}",
+        name="synth",
+        desc="Synthetic MTAT mirror into data/synth when data.source is synthetic (else a note)",
+        command="synth",
+        args="--out {mirror}",
         deps={},
-        outs={"raw": Output("data/raw", directory=True)},
+        outs={"mirror": Output(SYNTH_MIRROR, directory=True)},
         params=("data.source", "synth.n_clips", "synth.clip_seconds", "synth.seed"),
+        modules=("jetatag.synth.stage",),
+        synthetic_only=True,
+    ),
+    Stage(
+        name="download",
+        desc="Acquire MTAT (http(s) mirror, local folder, or data/synth for a synthetic source) into data/raw",
+        command="download",
+        args="--synth {synth} --out {raw}",
+        deps={"synth": SYNTH_MIRROR},
+        outs={"raw": Output("data/raw", directory=True)},
+        params=("data.source",),
         modules=("jetatag.data.download",),
     ),
     Stage(
@@ -158,7 +188,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"audio": "data/audio"},
         outs={
             "model": Output("models/{extractor}/je/stage1.pt"),
-            "live": Output("reports/train/{extractor}-stage1", kind="plots", directory=True),
+            "live": Output("reports/train/{extractor}-stage1", directory=True),
         },
         params=("model", *_TRAIN, "train.stage1_schedule", "train.pair_target"),
         modules=("jetatag.train.stage1",),
@@ -172,7 +202,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"audio": "data/audio", "stage1": "models/{extractor}/je/stage1.pt"},
         outs={
             "model": Output("models/{extractor}/je/model.pt"),
-            "live": Output("reports/train/{extractor}-stage2", kind="plots", directory=True),
+            "live": Output("reports/train/{extractor}-stage2", directory=True),
         },
         params=("model", *_TRAIN, "train.stage2_schedule", "train.je_embedding_cache", "train.je_cache_crops"),
         modules=("jetatag.train.stage2",),
@@ -186,7 +216,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"audio": "data/audio"},
         outs={
             "model": Output("models/{extractor}/noje/model.pt"),
-            "live": Output("reports/train/{extractor}-baseline", kind="plots", directory=True),
+            "live": Output("reports/train/{extractor}-baseline", directory=True),
         },
         params=("model", *_TRAIN, "train.stage2_schedule"),
         modules=("jetatag.train.stage2",),
@@ -199,7 +229,7 @@ STAGES: tuple[Stage, ...] = (
         args="--model {model} --audio {audio} --out {metrics} --arrays {arrays}",
         deps={"model": "models/{extractor}/{variant}/model.pt", "audio": "data/audio"},
         outs={
-            "metrics": Output("reports/eval/{extractor}-{variant}.json", kind="metrics", cache=False),
+            "metrics": Output("reports/eval/{extractor}-{variant}.json", cache=False),
             "arrays": Output("data/eval/{extractor}-{variant}.npz"),
         },
         params=("data.source", "evaluate.n_crops", "evaluate.bootstrap", "evaluate.seed"),
@@ -212,7 +242,7 @@ STAGES: tuple[Stage, ...] = (
         command="probe",
         args="--audio {audio} --out {metrics}",
         deps={"audio": "data/audio"},
-        outs={"metrics": Output("reports/eval/probe.json", kind="metrics", cache=False)},
+        outs={"metrics": Output("reports/eval/probe.json", cache=False)},
         params=(
             "data.source",
             "probe.n_mels",
@@ -238,9 +268,9 @@ STAGES: tuple[Stage, ...] = (
             ),
         },
         outs={
-            "figure": Output("reports/figure2.png"),
+            "figure": Output("reports/figure2.png", kind="plots", cache=False, caption="figure2.rst"),
             "stats": Output("reports/figure2.json", cache=False),
-            "per_tag": Output("reports/per_tag_auc.png"),
+            "per_tag": Output("reports/per_tag_auc.png", kind="plots", cache=False, caption="per_tag_auc.rst"),
         },
         params=("report.tsne_tag", "report.tsne_perplexity", "report.per_tag_extractor", "report.seed"),
         modules=("jetatag.report.figure2",),
@@ -261,7 +291,7 @@ STAGES: tuple[Stage, ...] = (
             "figure2": "reports/figure2.json",
         },
         outs={
-            "table": Output("reports/table1.md", cache=False),
+            "table": Output("reports/table1.md", cache=False, caption="table1.rst"),
             "metrics": Output("reports/metrics.json", kind="metrics", cache=False),
         },
         params=("report.profile",),
@@ -270,12 +300,49 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Curve:
+    """A top-level DVC plot: one dvclive quantity of one training stage, one line per extractor, against epochs."""
+
+    stage: str  # training stage whose dvclive folder (its ``live`` output) holds the curve
+    metric: str  # dvclive metric name, e.g. ``valid/loss``
+
+    @property
+    def id(self) -> str:
+        return f"{self.stage}: {self.metric}"
+
+    def files(self) -> list[str]:
+        """dvclive's TSV of the quantity in each job's folder (``<live>/plots/metrics/<metric>.tsv``)."""
+        s = stage(self.stage)
+        return [f"{fill(s.outs['live'].path, wc)}/plots/metrics/{self.metric}.tsv" for wc in s.instances()]
+
+
+CURVES: tuple[Curve, ...] = (
+    *(Curve("stage1", m) for m in ("train/loss", "valid/loss", "valid/pair_loss", "valid/zm_erank")),
+    *(Curve(name, m) for name in ("stage2", "baseline") for m in ("train/loss", "valid/loss", "valid/roc_auc")),
+)
+"""Training curves that ``dvc plots show`` draws (dvclive logs one step per epoch)."""
+
+
 def stage(name: str) -> Stage:
     """The stage called ``name``."""
     for s in STAGES:
         if s.name == name:
             return s
     raise KeyError(f"no pipeline stage {name!r} (stages: {', '.join(s.name for s in STAGES)})")
+
+
+def skipped_paths(config: Mapping[str, Any]) -> frozenset[str]:
+    """Outputs of the stages that ``config`` does not need (``synth`` unless ``data.source`` is synthetic).
+
+    dvc.yaml is static, so DVC runs every stage (``synth`` then writes a constant note); Snakemake leaves
+    these stages out of the DAG and the jobs reading them out of their inputs (their commands ignore them).
+    """
+    from jetatag.config import SYNTHETIC_SOURCE
+
+    if str(config["data"]["source"]).strip() == SYNTHETIC_SOURCE:
+        return frozenset()
+    return frozenset(o.path for s in STAGES if s.synthetic_only for o in s.outs.values())
 
 
 def dep_paths(s: Stage) -> list[str]:
@@ -394,10 +461,17 @@ class _DvcDumper(yaml.SafeDumper):
 _DvcDumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 
 
+def _dvc_plot(curve: Curve) -> dict[str, Any]:
+    """The top-level ``plots`` entry of ``curve``: the TSV column dvclive names after the metric's last part."""
+    column = curve.metric.rpartition("/")[2]
+    spec = {"title": curve.id, "x": "step", "x_label": "epoch", "y_label": curve.metric}
+    return {curve.id: {**spec, "y": {path: column for path in curve.files()}}}
+
+
 def dvc_yaml() -> str:
-    """Text of ``dvc.yaml`` for :data:`STAGES`."""
-    stages = {"stages": {s.name: _dvc_stage(s) for s in STAGES}}
-    return DVC_HEADER + yaml.dump(stages, Dumper=_DvcDumper, sort_keys=False, width=1000)
+    """Text of ``dvc.yaml`` for :data:`STAGES` and :data:`CURVES`."""
+    pipeline = {"stages": {s.name: _dvc_stage(s) for s in STAGES}, "plots": [_dvc_plot(c) for c in CURVES]}
+    return DVC_HEADER + yaml.dump(pipeline, Dumper=_DvcDumper, sort_keys=False, width=1000)
 
 
 def write_dvc_yaml(path: Path = ROOT / DVC_YAML, *, check: bool = False) -> None:

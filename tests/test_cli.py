@@ -151,6 +151,13 @@ def test_verbosity_on_nested_subcommands(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert seen == [logging.DEBUG, logging.WARNING]
 
 
+def test_synth_sizes_come_all_together_or_from_params(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["synth", "--out", str(tmp_path / "m"), "--n-clips", "16"]) == 2
+    assert "missing: --clip-seconds, --seed" in capsys.readouterr().err
+    assert cli.main(["synth", "--params", str(REPO_PARAMS), *SYNTH_ARGS]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_log_file_before_or_after_the_subcommand(tmp_path: Path, where: str) -> None:
     """The pipeline's form is ``jetatag --log-file LOG COMMAND ...``; after the subcommand works too."""

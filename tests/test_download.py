@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 from mirror_fixture import TinyData, tiny_data, write_mirror
 
+from jetatag import pipeline
 from jetatag.config import Params
 from jetatag.data.download import MIRROR_FILES, run_download
 from jetatag.data.mtat import ANNOTATIONS, CLIP_INFO, OFFICIAL_SHA256, SHA256SUMS, ZIP_PIECES, write_sha256sums
 from jetatag.errors import StageError
+from jetatag.synth.stage import run_synth
 
 
 @dataclass
@@ -209,7 +211,7 @@ def test_local_folder_with_a_bad_archive(tmp_path: Path, make_params):
     assert not (tmp_path / "other").exists()
 
 
-def test_synthetic_source_generates_once(
+def test_synthetic_source_reads_the_synth_stage_mirror(
     tmp_path: Path, mirror_dir: tuple[Path, TinyData], make_params, monkeypatch: pytest.MonkeyPatch
 ):
     calls = []
@@ -223,12 +225,32 @@ def test_synthetic_source_generates_once(
 
     monkeypatch.setitem(sys.modules, "jetatag.synth.mirror", types.SimpleNamespace(write_mirror=fake_write_mirror))
     params = make_params({"data": {"source": "synthetic"}, "synth": {"n_clips": 16, "seed": 3}})
-    run_download(params, out_dir=tmp_path)
-    run_download(params, out_dir=tmp_path)
-    assert calls == [(16, 10.0, 3, 2)]
-    assert_extracted(tmp_path, mirror_dir[0], mirror_dir[1])
-    run_download(make_params({"data": {"source": "synthetic"}, "synth": {"n_clips": 16, "seed": 4}}), out_dir=tmp_path)
+    synth = tmp_path / "synth"
+    with pytest.raises(StageError, match="write the mirror first"):
+        run_download(params, out_dir=tmp_path / "raw", synth_dir=synth)
+    run_synth(params, out_dir=synth)
+    run_synth(params, out_dir=synth)
+    assert calls == [(16, 10.0, 3, 2)]  # generated once
+    run_download(params, out_dir=tmp_path / "raw", synth_dir=synth)
+    assert_extracted(tmp_path / "raw", mirror_dir[0], mirror_dir[1])
+    run_synth(make_params({"data": {"source": "synthetic"}, "synth": {"n_clips": 16, "seed": 4}}), out_dir=synth)
     assert len(calls) == 2  # other synth params: a new mirror
+
+
+def test_synth_stage_writes_a_constant_note_for_other_sources(tmp_path: Path, make_params) -> None:
+    notes = []
+    for i, source in enumerate(("https://example.invalid/mtat/", str(tmp_path))):
+        out = tmp_path / f"synth{i}"
+        run_synth(make_params({"data": {"source": source}, "synth": {"seed": i}}), out_dir=out)
+        assert [p.name for p in out.iterdir()] == ["unused.json"]
+        notes.append((out / "unused.json").read_bytes())
+    assert notes[0] == notes[1]  # same bytes whatever the source: download stays up to date under DVC
+
+
+def test_download_code_does_not_include_the_generator() -> None:
+    # an edit of the synthetic generator must not rerun (and so delete) a real 3 GB download
+    assert not [f for f in pipeline.stage("download").code() if f.startswith("jetatag/synth/")]
+    assert "jetatag/synth/mirror.py" in pipeline.stage("synth").code()
 
 
 def test_archive_members_outside_the_folders_are_not_extracted(tmp_path: Path, make_params, caplog):

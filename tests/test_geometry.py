@@ -41,5 +41,6 @@ def test_effective_rank_is_exp_entropy_of_normalised_singular_values(rng: np.ran
 
 def test_geometry_names_and_too_few_vectors() -> None:
     assert set(geometry(torch.eye(3), "zt")) == {"zt_mean_cos", "zt_erank"}
+    assert geometry(torch.ones(1, 4), "zm") == {}  # a one-clip validation split: nothing to measure, no crash
     with pytest.raises(ValueError, match="at least 2"):
         mean_pairwise_cosine(torch.ones(1, 3))

@@ -11,6 +11,7 @@ import filecmp
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import jsonschema
 import pytest
 import yaml
 
+import jetatag
 from jetatag import config, pipeline
 from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, load_params, params_to_dict
 from jetatag.profiles import apply_profile
@@ -29,7 +31,7 @@ from jetatag.profiles import apply_profile
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 PROFILES = ("profiles/paper.yaml", "profiles/tiny.yaml")
-DATA_STAGES = ("download", "labels", "segment")
+DATA_STAGES = ("synth", "download", "labels", "segment")
 
 
 # --- stage list and generated files ---------------------------------------------------------------
@@ -57,6 +59,7 @@ def test_every_declared_dependency_exists() -> None:
 def test_job_grid_matches_the_paper() -> None:
     jobs = {s.name: len(list(s.instances())) for s in pipeline.STAGES}
     assert jobs == {
+        "synth": 1,
         "download": 1,
         "labels": 1,
         "segment": 1,
@@ -82,6 +85,55 @@ def test_report_inputs_are_outputs_of_other_jobs() -> None:
     assert "probe.workers" not in pipeline.stage("probe").params  # parallelism only
 
 
+def test_only_flat_summaries_are_dvc_metrics() -> None:
+    dvc = yaml.safe_load(pipeline.dvc_yaml())
+    metrics = [out for s in dvc["stages"].values() for out in s.get("metrics", [])]
+    assert metrics == [{"reports/metrics.json": {"cache": False}}]
+    stage_plots = [next(iter(out)) for s in dvc["stages"].values() for out in s.get("plots", [])]
+    assert sorted(stage_plots) == ["reports/figure2.png", "reports/per_tag_auc.png"]  # images, in git
+    evaluate = dvc["stages"]["evaluate"]["outs"]
+    assert {"reports/eval/${item.extractor}-${item.variant}.json": {"cache": False}} in evaluate
+
+
+def test_curves_read_dvclive_files_of_training_jobs() -> None:
+    dvc = yaml.safe_load(pipeline.dvc_yaml())
+    plots = {plot_id: spec for entry in dvc["plots"] for plot_id, spec in entry.items()}
+    assert len(plots) == len(pipeline.CURVES)
+    for curve in pipeline.CURVES:
+        spec = plots[curve.id]
+        assert spec["x"] == "step"
+        training = pipeline.stage(curve.stage)
+        assert list(training.wildcards) == ["extractor"]  # one line per extractor
+        lives = [pipeline.fill(training.outs["live"].path, wc) for wc in training.instances()]
+        assert list(spec["y"]) == [f"{live}/plots/metrics/{curve.metric}.tsv" for live in lives]
+        assert set(spec["y"].values()) == {curve.metric.rpartition("/")[2]}  # dvclive's column name
+
+
+def test_dvc_cache_links_outputs_with_fallbacks() -> None:
+    # big data outputs are linked from the cache, not copied, wherever the file system allows it
+    from configobj import ConfigObj
+
+    types = ConfigObj(str(ROOT / ".dvc/config"))["cache"]["type"]
+    types = [t.strip() for t in (types.split(",") if isinstance(types, str) else types)]
+    assert types == ["reflink", "hardlink", "symlink", "copy"]
+
+
+def test_report_outputs_have_captions() -> None:
+    captioned = {o.path: o.caption for s in pipeline.STAGES for o in s.outs.values() if o.caption}
+    assert set(captioned) == {"reports/table1.md", "reports/figure2.png", "reports/per_tag_auc.png"}
+    for caption in captioned.values():
+        assert (ROOT / "workflow/report" / caption).is_file(), caption
+    assert 'report: "report/workflow.rst"' in (ROOT / "workflow/Snakefile").read_text(encoding="utf-8")
+
+
+def test_workflow_is_snakefmt_clean() -> None:
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    if not snakefmt.is_file():
+        pytest.skip("snakefmt is not installed (pip install -e '.[dev]')")
+    checked = subprocess.run([str(snakefmt), "--check", "workflow/"], cwd=ROOT, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+
+
 def test_code_files_follow_imports_transitively() -> None:
     files = pipeline.code_files(("jetatag.train.stage2",))
     assert "jetatag/train/stage2.py" in files
@@ -90,6 +142,41 @@ def test_code_files_follow_imports_transitively() -> None:
     assert not {"jetatag/cli.py", "jetatag/io.py", "jetatag/errors.py"} & set(files)
     assert "jetatag/report/table1.py" not in files
     assert pipeline.code_files(("jetatag.no_such_module",)) == ("jetatag/no_such_module.py",)
+
+
+def _copy_package(dest: Path) -> Path:
+    """A workspace at ``dest`` holding this checkout's ``jetatag/`` package and ``params.yaml`` (no install)."""
+    shutil.copytree(ROOT / "jetatag", dest / "jetatag", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "params.yaml", dest / "params.yaml")
+    return dest
+
+
+def _argv(command: str) -> list[str]:
+    """A rendered stage command as argv, with this interpreter for ``python``."""
+    argv = shlex.split(command)
+    return [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
+
+
+def test_stage_commands_run_the_workspace_code(tmp_path: Path) -> None:
+    # dvc exp run --queue runs a job in a temporary copy of the workspace: its command must import the
+    # copy's jetatag (whose file hashes DVC records), not the editable install's
+    assert all(cmd.startswith(f"{pipeline.COMMAND} --log-file ") for cmd in pipeline.all_commands())
+    ws = _copy_package(tmp_path / "ws")
+    marker = "labels code of the workspace copy"
+    with (ws / "jetatag/data/labels.py").open("a", encoding="utf-8") as handle:
+        handle.write(f"\nraise SystemExit({marker!r})\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    job = pipeline.stage("labels").job({})
+    ran = subprocess.run(_argv(job), cwd=ws, env=env, capture_output=True, text=True, timeout=120)
+    assert marker in ran.stderr, ran.stderr[-2000:]
+    assert (ws / "workflow/logs/labels.log").is_file()  # --log-file keeps its meaning
+    # the console script of the editable install runs this checkout's code instead: the reason for python -m
+    script = Path(sys.executable).with_name("jetatag")
+    if script.is_file() and Path(jetatag.__file__).resolve().is_relative_to(ROOT):
+        installed = subprocess.run(
+            [str(script), *_argv(job)[3:]], cwd=ws, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert marker not in installed.stderr
 
 
 @pytest.mark.slow
@@ -169,11 +256,13 @@ TOOL_TIMEOUT_S = 1800
 
 
 def _env(workspace: Path, **extra: str) -> dict[str, str]:
-    """Environment of the tools: this venv's executables, the workspace's own jetatag, no analytics."""
-    env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_OUTPUT_CACHE"}
+    """Environment of the tools: this venv's executables, no analytics.
+
+    No PYTHONPATH: the stage commands (``python -m jetatag``) must find the workspace's own package by themselves.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("SNAKEMAKE_OUTPUT_CACHE", "PYTHONPATH")}
     env |= {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "PYTHONPATH": str(workspace),
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "jetatag tests",
         "GIT_AUTHOR_EMAIL": "tests@jetatag.invalid",
@@ -266,7 +355,8 @@ def _dvc_commands(log: str) -> set[str]:
 
 
 def _snakemake_commands(log: str) -> set[str]:
-    return {line.split(": ", 1)[1].strip() for line in log.splitlines() if line.startswith("Shell command: jetatag")}
+    prefix = f"Shell command: {pipeline.COMMAND}"
+    return {line.split(": ", 1)[1].strip() for line in log.splitlines() if line.startswith(prefix)}
 
 
 def _files(folder: Path) -> set[Path]:
@@ -317,6 +407,7 @@ class DvcRun:
     exp_show: list
     metrics_diff: str
     metrics_diff_no_base: str
+    plots: dict
 
 
 NEW_STAGE1_SCHEDULE = "train.stage1_schedule=[{optimizer:adam,lr:0.002,epochs:1}]"
@@ -339,7 +430,8 @@ def dvc_run(tmp_path_factory: pytest.TempPathFactory, checkout: Path, snakemake_
     metrics_diff = (ws / "reports/metrics_diff.md").read_text(encoding="utf-8")
     _run(["jetatag", "metrics-diff", "--base", "no-such-revision", "--out", "reports/metrics_diff.md"], ws)
     no_base = (ws / "reports/metrics_diff.md").read_text(encoding="utf-8")
-    return DvcRun(ws, repro, status, repro_again, dry, snakemake_dry, exp_run, exp_show, metrics_diff, no_base)
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], ws, stdout_only=True))
+    return DvcRun(ws, repro, status, repro_again, dry, snakemake_dry, exp_run, exp_show, metrics_diff, no_base, plots)
 
 
 @pytest.mark.slow
@@ -381,8 +473,24 @@ def test_train_param_change_reruns_only_what_reads_it(dvc_run: DvcRun) -> None:
 def test_exp_run_records_the_experiment(dvc_run: DvcRun) -> None:
     experiments = {exp["name"]: exp for row in dvc_run.exp_show for exp in (row.get("experiments") or [])}
     assert "schedule" in experiments
-    params = experiments["schedule"]["revs"][0]["data"]["params"]["params.yaml"]["data"]
+    data = experiments["schedule"]["revs"][0]["data"]
+    params = data["params"]["params.yaml"]["data"]
     assert params["train"]["stage1_schedule"] == [{"optimizer": "adam", "lr": 0.002, "epochs": 1}]
+    # one flat metrics file: a column per summary number, not thousands of per-tag values
+    assert set(data["metrics"]) == {"reports/metrics.json"}
+    values = data["metrics"]["reports/metrics.json"]["data"]
+    assert all(not isinstance(v, dict | list) for v in values.values())
+    assert len(values) < 200
+
+
+@pytest.mark.slow
+def test_dvc_plots_show_curves_across_extractors_and_the_figures(dvc_run: DvcRun) -> None:
+    data = dvc_run.plots["data"]
+    assert {c.id for c in pipeline.CURVES} | {"reports/figure2.png", "reports/per_tag_auc.png"} == set(data)
+    for curve in pipeline.CURVES:
+        if curve.metric.endswith("loss"):  # ROC-AUC may be undefined on the tiny profile's few valid clips
+            assert [p["type"] for p in data[curve.id]] == ["vega"], curve.id
+    assert data["reports/figure2.png"][0]["type"] == "image"
 
 
 @pytest.mark.slow
@@ -391,6 +499,16 @@ def test_metrics_diff_reports_param_and_metric_changes(dvc_run: DvcRun) -> None:
     assert re.search(r"\| reports/metrics\.json\s*\| hcnn\.je\.", dvc_run.metrics_diff)
     assert "No revision `no-such-revision`" in dvc_run.metrics_diff_no_base
     assert "reports/metrics.json" in dvc_run.metrics_diff_no_base  # the current metrics instead
+
+
+@pytest.mark.slow
+def test_snakemake_leaves_synth_out_for_a_real_source(tmp_path: Path) -> None:
+    overlay = tmp_path / "real.yaml"
+    overlay.write_text(f"data:\n  source: {tmp_path}\n", encoding="utf-8")
+    dry = _run(["snakemake", "-n", "-p", "--forceall", "--configfile", str(overlay)], ROOT)
+    assert "rule synth:" not in dry and "rule download:" in dry
+    download = [c for c in _snakemake_commands(dry) if " download " in c]
+    assert download and "--synth data/synth" in download[0]  # the same command; download ignores the folder
 
 
 @pytest.mark.slow
@@ -407,6 +525,7 @@ class SnakemakeRun:
     again: str
     cached_path: Path
     cached_run: str
+    report: str
 
 
 @pytest.fixture(scope="session")
@@ -419,7 +538,9 @@ def snakemake_run(
     cached = _run(
         ["snakemake", "segment", "--cores", "2", "--cache"], ws2, SNAKEMAKE_OUTPUT_CACHE=str(snakemake_start.cache)
     )
-    return SnakemakeRun(snakemake_start.path, run, again, ws2, cached)
+    _run(["snakemake", "--report", "reports/report.html"], snakemake_start.path)
+    report = (snakemake_start.path / "reports/report.html").read_text(encoding="utf-8")
+    return SnakemakeRun(snakemake_start.path, run, again, ws2, cached, report)
 
 
 @pytest.mark.slow
@@ -430,6 +551,16 @@ def test_snakemake_builds_the_whole_dag(snakemake_run: SnakemakeRun) -> None:
                 assert (snakemake_run.path / pipeline.fill(out.path, wildcards)).exists(), out.path
             assert (snakemake_run.path / pipeline.fill(stage.log, wildcards)).is_file()
     assert "Nothing to be done" in snakemake_run.again
+
+
+@pytest.mark.slow
+def test_snakemake_report_holds_table1_and_both_figures(snakemake_run: SnakemakeRun) -> None:
+    report = snakemake_run.report
+    assert "Table 1: music auto-tagging with and without joint embeddings (JE)" in report  # the table itself
+    assert "profile: **tiny**" in report
+    for name in ("figure2.png", "per_tag_auc.png", "table1.md"):
+        assert name in report
+    assert report.count("data:image/png;base64") >= 2 or report.count("image/png") >= 2
 
 
 @pytest.mark.slow

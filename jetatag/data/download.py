@@ -22,14 +22,13 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
-from jetatag.config import DataParams, Params, SynthParams
+from jetatag.config import SYNTHETIC_SOURCE, DataParams, Params
 from jetatag.data.mtat import (
     ANNOTATIONS,
     CLIP_INFO,
@@ -52,34 +51,29 @@ log = logging.getLogger(__name__)
 MIRROR_FILES = (*ZIP_PIECES, ANNOTATIONS, CLIP_INFO)
 DOWNLOADS = "downloads"
 VERIFIED = "verified.json"
-SYNTH_PARAMS = "synth_params.json"
 RETRY_HTTP_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MISSING_HTTP_CODES = frozenset({403, 404, 410})  # how web servers say an optional file (SHA256SUMS) is absent
 CHUNK = 1 << 20
 
 
-def run_download(params: Params, *, out_dir: Path) -> None:
-    """Write ``out_dir/{annotations_final.csv, clip_info_final.csv, mp3/<0-f>/*.mp3}`` from ``data.source``."""
+def run_download(params: Params, *, out_dir: Path, synth_dir: Path | None = None) -> None:
+    """Write ``out_dir/{annotations_final.csv, clip_info_final.csv, mp3/<0-f>/*.mp3}`` from ``data.source``.
+
+    ``data.source: synthetic`` reads the synthetic mirror that the ``synth`` stage wrote into ``synth_dir``
+    (this module never runs the generator, so its code is no dependency of a real download).
+    """
     out_dir = Path(out_dir)
     source = params.data.source.strip()
-    if source == "synthetic":
-        source = str(synthetic_mirror(params.synth, out_dir / "mirror"))
+    if source == SYNTHETIC_SOURCE:
+        if synth_dir is None or not (Path(synth_dir) / SHA256SUMS).is_file():
+            where = f"{synth_dir} holds none" if synth_dir is not None else "no --synth folder given"
+            raise StageError(
+                f"data.source is 'synthetic' but {where}: write the mirror first "
+                "(`jetatag synth --params params.yaml --out data/synth`, the pipeline's synth stage)"
+            )
+        source = str(synth_dir)
     hashes = acquire(source, out_dir / DOWNLOADS, data=params.data)
     extract(out_dir / DOWNLOADS, out_dir, hashes)
-
-
-def synthetic_mirror(synth: SynthParams, folder: Path) -> Path:
-    """Generate the synthetic mirror into ``folder`` unless one from the same ``synth`` params is already there."""
-    wanted = asdict(synth)
-    stamp = folder / SYNTH_PARAMS
-    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == wanted and (folder / SHA256SUMS).is_file():
-        log.info("synthetic mirror %s is up to date", folder)
-        return folder
-    from jetatag.synth.mirror import write_mirror  # heavy (MIDI rendering): only when needed
-
-    write_mirror(folder, n_clips=synth.n_clips, clip_seconds=synth.clip_seconds, seed=synth.seed, workers=synth.workers)
-    write_json(stamp, wanted)
-    return folder
 
 
 # --- acquisition: fetch or copy, then verify --------------------------------------------------------

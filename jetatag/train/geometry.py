@@ -11,8 +11,12 @@ Two figures per set of vectors z_1..z_n, both logged every stage-1 epoch for the
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 
 def mean_pairwise_cosine(z: torch.Tensor) -> float:
@@ -34,5 +38,12 @@ def effective_rank(z: torch.Tensor) -> float:
 
 
 def geometry(z: torch.Tensor, prefix: str) -> dict[str, float]:
-    """``{prefix}_mean_cos`` and ``{prefix}_erank`` of the rows of ``z``."""
+    """``{prefix}_mean_cos`` and ``{prefix}_erank`` of the rows of ``z``; none with fewer than 2 rows.
+
+    A validation split of one clip (or of one distinct tag set) has no pairs: the run goes on without
+    these values, and Table 1 shows ``n/a`` for them.
+    """
+    if len(z) < 2:
+        log.warning("%s geometry needs at least 2 vectors, got %d: not logged", prefix, len(z))
+        return {}
     return {f"{prefix}_mean_cos": mean_pairwise_cosine(z), f"{prefix}_erank": effective_rank(z)}

@@ -1,6 +1,23 @@
-# Data stages: acquire MTAT, select the top-N tags, decode into shards.
-# Their outputs depend only on the code and the params they read, so they are eligible for the
-# between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set reuses them across clones.
+# Data stages: the synthetic mirror (only for data.source: synthetic), acquire MTAT, select the top-N
+# tags, decode into shards. Their outputs depend only on the code and the params they read, so they are
+# eligible for the between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set reuses
+# them across clones.
+
+
+rule synth:
+    input:
+        **stage_input("synth"),
+    output:
+        **stage_output("synth"),
+    log:
+        stage_log("synth"),
+    cache: True
+    conda:
+        CONDA_ENV
+    params:
+        **stage_params("synth"),
+    shell:
+        stage_shell("synth")
 
 
 rule download:
@@ -10,11 +27,11 @@ rule download:
         **stage_output("download"),
     log:
         stage_log("download"),
-    params:
-        **stage_params("download"),
+    cache: True
     conda:
         CONDA_ENV
-    cache: True
+    params:
+        **stage_params("download"),
     shell:
         stage_shell("download")
 
@@ -26,11 +43,11 @@ rule labels:
         **stage_output("labels"),
     log:
         stage_log("labels"),
-    params:
-        **stage_params("labels"),
+    cache: True
     conda:
         CONDA_ENV
-    cache: True
+    params:
+        **stage_params("labels"),
     shell:
         stage_shell("labels")
 
@@ -42,10 +59,10 @@ rule segment:
         **stage_output("segment"),
     log:
         stage_log("segment"),
-    params:
-        **stage_params("segment"),
+    cache: True
     conda:
         CONDA_ENV
-    cache: True
+    params:
+        **stage_params("segment"),
     shell:
         stage_shell("segment")

@@ -9,12 +9,12 @@ rule evaluate:
         **stage_output("evaluate"),
     log:
         stage_log("evaluate"),
-    params:
-        **stage_params("evaluate"),
     conda:
         CONDA_ENV
     resources:
         gpu=1,
+    params:
+        **stage_params("evaluate"),
     shell:
         stage_shell("evaluate")
 
@@ -27,9 +27,9 @@ rule probe:
         **stage_output("probe"),
     log:
         stage_log("probe"),
-    params:
-        **stage_params("probe"),
     conda:
         CONDA_ENV
+    params:
+        **stage_params("probe"),
     shell:
         stage_shell("probe")

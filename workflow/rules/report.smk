@@ -8,10 +8,10 @@ rule table1:
         **stage_output("table1"),
     log:
         stage_log("table1"),
-    params:
-        **stage_params("table1"),
     conda:
         CONDA_ENV
+    params:
+        **stage_params("table1"),
     shell:
         stage_shell("table1")
 
@@ -23,9 +23,9 @@ rule figure2:
         **stage_output("figure2"),
     log:
         stage_log("figure2"),
-    params:
-        **stage_params("figure2"),
     conda:
         CONDA_ENV
+    params:
+        **stage_params("figure2"),
     shell:
         stage_shell("figure2")

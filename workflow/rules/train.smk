@@ -9,12 +9,12 @@ rule stage1:
         **stage_output("stage1"),
     log:
         stage_log("stage1"),
-    params:
-        **stage_params("stage1"),
     conda:
         CONDA_ENV
     resources:
         gpu=1,
+    params:
+        **stage_params("stage1"),
     shell:
         stage_shell("stage1")
 
@@ -26,12 +26,12 @@ rule stage2:
         **stage_output("stage2"),
     log:
         stage_log("stage2"),
-    params:
-        **stage_params("stage2"),
     conda:
         CONDA_ENV
     resources:
         gpu=1,
+    params:
+        **stage_params("stage2"),
     shell:
         stage_shell("stage2")
 
@@ -43,11 +43,11 @@ rule baseline:
         **stage_output("baseline"),
     log:
         stage_log("baseline"),
-    params:
-        **stage_params("baseline"),
     conda:
         CONDA_ENV
     resources:
         gpu=1,
+    params:
+        **stage_params("baseline"),
     shell:
         stage_shell("baseline")
