@@ -8,7 +8,7 @@ Writes ``gpu_check.json`` (atomically) and ``gpu_check.md`` into ``--out``. Sect
 1. **environment**: torch / CUDA / cuDNN versions, GPU name and memory, whether bf16 and ``torch.compile``
    work (a tiny compiled function; the error is recorded, not raised).
 2. **data**: a synthetic MTAT-layout mirror of ``--clips`` clips of 29.1 s built with all cores
-   (``jetatag download`` with ``data.source: synthetic``), then ``labels`` and ``segment``.
+   (``jetatag synth``, then ``download`` with ``data.source: synthetic``), then ``labels`` and ``segment``.
 3. **extractors**: per extractor at the paper's width and crops (``profiles/paper.yaml``), in a fresh
    process each: steps/s of a stage-1 step (extractor + projection + tag AE, ``L_AE + L_pair``) and of a
    no-JE baseline step (extractor + classifier, BCE), batch 16, Adam with the run's parameter groups, for
@@ -253,16 +253,18 @@ def data_params(*, clips: int, seconds: float, workers: int, extra: dict[str, An
 
 
 def build_data(settings: Settings, work: Path) -> dict[str, Any]:
-    """Synthetic mirror → ``download`` → ``labels`` → ``segment`` in ``work/data``; seconds per step."""
+    """``synth`` → ``download`` → ``labels`` → ``segment`` in ``work/data``; seconds per step."""
     from jetatag.data.download import run_download
     from jetatag.data.labels import run_labels
     from jetatag.data.segment import run_segment
+    from jetatag.synth.stage import run_synth
 
     params = data_params(clips=settings.clips, seconds=settings.clip_seconds, workers=settings.cores)
     data = work / "data"
     times: dict[str, float] = {}
     steps: tuple[tuple[str, Callable[[], None]], ...] = (
-        ("download", lambda: run_download(params, out_dir=data / "raw")),
+        ("synth", lambda: run_synth(params, out_dir=data / "synth")),
+        ("download", lambda: run_download(params, out_dir=data / "raw", synth_dir=data / "synth")),
         ("labels", lambda: run_labels(params, raw_dir=data / "raw", out_dir=data / "labels")),
         (
             "segment",
@@ -282,7 +284,7 @@ def build_data(settings: Settings, work: Path) -> dict[str, Any]:
         "clip_seconds": settings.clip_seconds,
         "workers": settings.cores,
         "seconds": times,
-        "clips_per_s": settings.clips / times["download"],
+        "clips_per_s": settings.clips / times["synth"],
         "splits": {split: len(index.frame(split)) for split in ("train", "valid", "test")},
         "audio_dir": str(data / "audio"),
     }
