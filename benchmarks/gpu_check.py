@@ -67,7 +67,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +78,7 @@ from typing import Any
 import torch
 import yaml
 
+from jetatag import pipeline
 from jetatag.config import EXTRACTOR_IDS, ModelParams, Params, load_params, params_from_dict
 from jetatag.io import atomic_open, write_json
 
@@ -872,16 +872,7 @@ def project(
 
 def copy_checkout(dest: Path) -> None:
     """This checkout's files (tracked and untracked, not ignored; no dvc.lock) into a fresh git repository."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        if (ROOT / name).is_file() and name != "dvc.lock" and not name.startswith("benchmarks/results/"):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    pipeline.copy_checkout(dest, exclude=("benchmarks/results/",))
     env = _tool_env(dest)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "gpu check slice"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)

@@ -26,6 +26,8 @@ import functools
 import itertools
 import re
 import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,6 +370,25 @@ def param_value(config: Mapping[str, Any], key: str) -> Any:
     for part in key.split("."):
         value = value[part]
     return value
+
+
+def copy_checkout(dest: Path, *, exclude: Sequence[str] = ()) -> None:
+    """Copy this checkout's files (tracked, and untracked but not ignored) into ``dest``.
+
+    ``dvc.lock`` stays behind, so that the copy starts its own runs; so does every path under a folder
+    prefix in ``exclude``. Used by the end-to-end tests and the GPU check to run the pipeline on the
+    code as it is now, in a repository of their own.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file() and name != "dvc.lock" and not name.startswith(tuple(exclude)):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
 
 
 # --- code dependencies ----------------------------------------------------------------------------

@@ -312,16 +312,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Every workspace starts from this one copy, so they run the same code even while the checkout is edited.
     """
     dest = tmp_path_factory.mktemp("checkout")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        if (ROOT / name).is_file() and name != "dvc.lock":
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    pipeline.copy_checkout(dest)
     apply_profile(dest / "profiles/tiny.yaml", dest / "params.yaml")
     return dest
 
