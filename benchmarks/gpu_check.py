@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py --out benchmarks/results/     # on the GPU machine (≤ 8 min by default)
     python benchmarks/gpu_check.py --dry-run --out /tmp/gpu-check # same code paths on CPU, tiny sizes (≤ 3 min)
+    python benchmarks/gpu_check.py --resume benchmarks/results/gpu_check.json --out /tmp/next  # fill the gaps
 
 Writes ``gpu_check.json`` (atomically) and ``gpu_check.md`` into ``--out``. Sections, in order:
 
@@ -51,11 +52,13 @@ Not included: downloading and segmenting real MTAT (CPU), the probe and report s
 (CPU), process start-up and compilation time per job.
 
 Budget: ``--budget-s`` (default 480) bounds the wall time of the whole check. Each section ends by a
-cumulative share of it (:data:`SHARES`: data 15 %, eager variants of every extractor 38 %, compiled
-variants 62 %, concurrency 75 %, DAG slice 100 %), so a section gets what an earlier one left; what does
+cumulative share of it (:data:`WEIGHTS`: data 15 %, eager variants of every extractor 23 %, compiled
+variants 24 %, concurrency 13 %, DAG slice 25 %), so a section gets what an earlier one left; what does
 not fit is skipped and recorded as skipped (``{"skipped": "budget"}``), never overrun. Compilation is the
 slow part (tens of seconds per extractor and mode): with the default budget some compiled variants may be
-skipped; ``--budget-s 900`` measures more of them.
+skipped. A second window fills them in: ``--resume benchmarks/results/gpu_check.json`` keeps every
+section and variant that report completed and splits the budget over the rest (rows carried over are
+marked "earlier run").
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -71,7 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +94,8 @@ MTAT = {"train": 15247, "valid": 1529, "test": 4332}  # clips per split on real 
 EPOCHS = {"stage1": 100, "stage2": 200}
 GOAL_H = 4.0  # full Table 1 on one GPU, hours (issue 14)
 LOSS_TOLERANCE = (0.02, 0.05)  # |loss − fp32 loss| ≤ abs + rel · |fp32 loss| on the same batch and weights
-SHARES = {"data": 0.15, "eager": 0.38, "compiled": 0.62, "concurrency": 0.75, "dag_slice": 1.0}
+WEIGHTS = {"data": 0.15, "eager": 0.23, "compiled": 0.24, "concurrency": 0.13, "dag_slice": 0.25}
+"""Share of the budget per section, in run order; the sections that run split the whole budget in these ratios."""
 """Cumulative share of the budget by the end of each section: a later section gets what an earlier one left."""
 DAG_TARGETS = ("evaluate@hcnn-je", "evaluate@hcnn-noje")
 
@@ -159,11 +164,14 @@ class Settings:
 
 
 class Budget:
-    """Wall-clock budget of the check; each section ends by its cumulative share (:data:`SHARES`)."""
+    """Wall-clock budget of the check; each section that runs ends by its cumulative share (:data:`WEIGHTS`)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, sections: Iterable[str] = WEIGHTS) -> None:
         self.seconds = seconds
         self.start = time.monotonic()
+        running = [name for name in WEIGHTS if name in set(sections)]
+        total = sum(WEIGHTS[name] for name in running)
+        self.ends = dict(zip(running, itertools.accumulate(WEIGHTS[name] / total for name in running), strict=True))
 
     def left(self) -> float:
         """Seconds left of the whole budget."""
@@ -171,7 +179,7 @@ class Budget:
 
     def deadline(self, section: str) -> float:
         """``time.monotonic()`` by which ``section`` must end."""
-        return self.start + self.seconds * SHARES[section]
+        return self.start + self.seconds * self.ends[section]
 
 
 def say(message: str) -> None:
@@ -547,16 +555,32 @@ def _run_pass(settings: Settings, extractor: str, names: list[str], *, share: fl
     return rows
 
 
-def measure_extractors(settings: Settings, budget: Budget) -> dict[str, Any]:
+def measured_rows(earlier: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The variant rows an earlier report measured (not skipped, not failed), by extractor and variant."""
+    rows: dict[str, dict[str, Any]] = {x: {} for x in EXTRACTOR_IDS}
+    for extractor, result in ((earlier or {}).get("extractors") or {}).items():
+        for row in result.get("variants", []) if isinstance(result, dict) else []:
+            if "stage1_steps_per_s" in row:
+                rows[extractor][row["variant"]] = {"from_earlier_run": True} | row
+    return rows
+
+
+def measure_extractors(settings: Settings, budget: Budget, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every extractor, pass by pass (:data:`PASSES`), one worker process per extractor and pass.
 
     Each pass ends by its share of the budget; within a pass each extractor gets an even share of what is
     left, so the cheap eager variants of every extractor are measured before any compilation starts.
+    Variants that ``earlier`` (a previous report, ``--resume``) measured are kept, not measured again.
     """
-    rows: dict[str, dict[str, Any]] = {x: {} for x in EXTRACTOR_IDS}
+    rows = measured_rows(earlier)
     for section, variants in PASSES.items():
+        if section not in budget.ends:
+            continue
         end = budget.deadline(section)
-        todo = [(x, [v for v in variant_names(x, settings.device) if v in variants]) for x in EXTRACTOR_IDS]
+        todo = [
+            (x, [v for v in variant_names(x, settings.device) if v in variants and v not in rows[x]])
+            for x in EXTRACTOR_IDS
+        ]
         todo = [(x, names) for x, names in todo if names]
         for i, (extractor, names) in enumerate(todo):
             left = end - time.monotonic()
@@ -879,11 +903,15 @@ def copy_checkout(dest: Path) -> None:
 
 
 def _tool_env(workspace: Path) -> dict[str, str]:
-    """Environment of dvc and the stage commands: this interpreter's executables, the workspace's jetatag."""
+    """Environment of dvc and the stage commands: this interpreter's executables, the workspace's jetatag first.
+
+    The caller's ``PYTHONPATH`` stays after the workspace: on a machine where the dependencies were installed
+    with ``pip install --target`` (the GPU machine here) it is how dvc and the stages find them.
+    """
     env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_OUTPUT_CACHE"}
     return env | {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "PYTHONPATH": str(workspace),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(workspace), env.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "gpu check",
@@ -1043,6 +1071,7 @@ def markdown(report: dict[str, Any]) -> str:
                 )
                 continue
             best = " **(best)**" if row["variant"] == result["best"] else ""
+            best += " (earlier run)" if row.get("from_earlier_run") else ""
             lines.append(
                 f"| {extractor} | {row['variant']}{best} | {row['stage1_steps_per_s']:.2f} | "
                 f"{row['stage1_synced_steps_per_s']:.2f} | {row['baseline_steps_per_s']:.2f} | "
@@ -1155,9 +1184,33 @@ def markdown(report: dict[str, Any]) -> str:
 # --- main --------------------------------------------------------------------------------------------
 
 
+def completed(record: Any) -> bool:
+    """Whether a section's record in a report holds results (it was neither skipped nor failed)."""
+    return isinstance(record, dict) and bool(record) and not {"skipped", "error"} & set(record)
+
+
+def sections_to_run(earlier: dict[str, Any] | None) -> list[str]:
+    """Budget sections still to run: all, or those an earlier report (``--resume``) did not complete."""
+    if earlier is None:
+        return list(WEIGHTS)
+    done = {
+        "data": completed(earlier.get("data")) and completed(earlier.get("loaders")),
+        "concurrency": completed(earlier.get("concurrency")),
+        "dag_slice": completed(earlier.get("dag_slice")) and earlier["dag_slice"].get("returncode") == 0,
+    }
+    return [name for name in WEIGHTS if not done.get(name, False)]
+
+
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
-    """All sections in order within ``args.budget_s``; the report (also written to ``args.out``)."""
-    budget = Budget(args.budget_s)
+    """All sections in order within ``args.budget_s``; the report (also written to ``args.out``).
+
+    With ``--resume EARLIER.json`` (a report of an earlier check on the same kind of GPU) the sections and
+    variants it completed are carried over and only the rest are measured, so a second short window on a
+    GPU fills in what the first one's budget left out.
+    """
+    earlier = json.loads(args.resume.read_text(encoding="utf-8")) if args.resume else None
+    sections = sections_to_run(earlier)
+    budget = Budget(args.budget_s, sections)
     device = "cuda" if torch.cuda.is_available() and not args.dry_run else "cpu"
     settings = Settings.make(args.dry_run, device)
     if args.clips:
@@ -1169,16 +1222,25 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         "budget_s": args.budget_s,
         "settings": dataclasses.asdict(settings),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sections_run": sections,
     }
     report["environment"] = check_environment(device)
     say(f"environment: {json.dumps(report['environment'])}")
-    with tempfile.TemporaryDirectory(prefix="jetatag-gpu-data-") as tmp:
-        report["data"] = guarded("data", lambda: build_data(settings, Path(tmp)))
-        audio = report["data"].get("audio_dir")
-        report["loaders"] = (
-            guarded("loader", lambda: measure_loaders(settings, Path(audio), budget)) if audio else skipped("no data")
-        )
-        report["extractors"] = measure_extractors(settings, budget)
+    if earlier is not None:
+        report["earlier_run"] = {k: earlier.get(k) for k in ("started", "budget_s", "wall_s", "environment")}
+        say(f"resuming {args.resume} (started {earlier.get('started')}): running {', '.join(sections)}")
+    if "data" in sections:
+        with tempfile.TemporaryDirectory(prefix="jetatag-gpu-data-") as tmp:
+            report["data"] = guarded("data", lambda: build_data(settings, Path(tmp)))
+            audio = report["data"].get("audio_dir")
+            report["loaders"] = (
+                guarded("loader", lambda: measure_loaders(settings, Path(audio), budget))
+                if audio
+                else skipped("no data")
+            )
+    else:
+        report["data"], report["loaders"] = earlier["data"], earlier["loaders"]
+    report["extractors"] = measure_extractors(settings, budget, earlier)
     gpu_gib = (report["environment"].get("gpu") or {}).get("memory_gib")
     loaders = report["loaders"] if not {"skipped", "error"} & set(report["loaders"]) else {}
     first = project(
@@ -1191,7 +1253,11 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         gain=1.0,
     )
     costly = max(first["today"]["per_extractor"].items(), key=lambda kv: kv[1].get("total_h", -1.0))[0]
-    report["concurrency"] = guarded("concurrency", lambda: measure_concurrency(settings, costly, budget, gpu_gib))
+    report["concurrency"] = (
+        guarded("concurrency", lambda: measure_concurrency(settings, costly, budget, gpu_gib))
+        if "concurrency" in sections
+        else earlier["concurrency"]
+    )
     report["projection"] = project(
         report["extractors"],
         loaders,
@@ -1207,7 +1273,11 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
             f"projection ({which}): {plan['serial_gpu_h']:.1f} GPU-h serial, {plan['wall_h']:.1f} h wall, "
             f"goal {GOAL_H:g} h met: {plan['meets_goal']}"
         )
-    report["dag_slice"] = guarded("dag slice", lambda: run_dag_slice(settings, budget, dry_run=args.dry_run))
+    report["dag_slice"] = (
+        guarded("dag slice", lambda: run_dag_slice(settings, budget, dry_run=args.dry_run))
+        if "dag_slice" in sections
+        else earlier["dag_slice"]
+    )
     report["wall_s"] = time.monotonic() - budget.start
     write_json(args.out / "gpu_check.json", report)
     with atomic_open(args.out / "gpu_check.md", "w", encoding="utf-8") as handle:
@@ -1222,6 +1292,9 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=480.0, help="wall-clock budget of the whole check")
     parser.add_argument("--dry-run", action="store_true", help="CPU, width 0.125, tiny counts (≤ 3 min on 2 cores)")
     parser.add_argument("--clips", type=int, help="synthetic clips for the throughput sections (multiple of 16)")
+    parser.add_argument(
+        "--resume", type=Path, metavar="EARLIER.json", help="keep what an earlier gpu_check.json measured; run the rest"
+    )
     parser.add_argument("--extractor-worker", metavar="JOB", help=argparse.SUPPRESS)
     parser.add_argument("--concurrent-worker", metavar="JOB", help=argparse.SUPPRESS)
     args = parser.parse_args()

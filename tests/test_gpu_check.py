@@ -129,3 +129,32 @@ def test_dry_run_writes_a_complete_sane_report(tmp_path: Path) -> None:
     assert set(dag["metrics"]) == {"evaluate@hcnn-je", "evaluate@hcnn-noje"}
     for metrics in dag["metrics"].values():
         assert 0 <= metrics["paper"]["roc_auc"] <= 1 and 0 <= metrics["literature"]["ap"] <= 1
+
+
+def test_budget_splits_over_the_sections_that_run() -> None:
+    gc = _module()
+    whole = gc.Budget(100.0)
+    assert whole.deadline("dag_slice") - whole.start == pytest.approx(100.0)
+    assert whole.deadline("data") - whole.start == pytest.approx(15.0)
+    two = gc.Budget(100.0, ["compiled", "eager"])  # run order, not argument order
+    assert two.deadline("eager") - two.start == pytest.approx(100 * 0.23 / 0.47)
+    assert two.deadline("compiled") - two.start == pytest.approx(100.0)
+    assert set(two.ends) == {"eager", "compiled"}
+
+
+def test_resume_keeps_completed_sections_and_measured_variants() -> None:
+    gc = _module()
+    measured = _row("fp32", 5.0, 6.0) | {"stage1_steps_per_s": 5.0}
+    earlier = {
+        "data": {"clips": 256},
+        "loaders": {"59049": [{"workers": 8, "crops_per_s": 100.0}]},
+        "concurrency": {"rounds": [], "throughput_gain": 2.0},
+        "dag_slice": {"returncode": 1, "timed_out": False},
+        "extractors": {"hcnn": {"variants": [measured, {"variant": "bf16", "skipped": "budget"}]}},
+    }
+    assert gc.sections_to_run(None) == list(gc.WEIGHTS)
+    assert gc.sections_to_run(earlier) == ["eager", "compiled", "dag_slice"]  # the failed slice runs again
+    assert gc.sections_to_run(earlier | {"loaders": {"error": "x"}})[0] == "data"
+    rows = gc.measured_rows(earlier)
+    assert set(rows["hcnn"]) == {"fp32"} and rows["hcnn"]["fp32"]["from_earlier_run"]
+    assert all(not rows[x] for x in EXTRACTOR_IDS if x != "hcnn")

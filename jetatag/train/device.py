@@ -25,6 +25,10 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise StageError(f"train.device: unknown device {name!r} (auto, cpu or cuda)")
     device = torch.device(name)
+    if device.type == "cuda":
+        # crops have one fixed length per extractor, so cuDNN's per-shape autotuning pays for itself at once;
+        # benchmarks/results/gpu_check.json measured every CUDA rate with it on
+        torch.backends.cudnn.benchmark = True
     log.info("training device: %s", torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
     return device
 
