@@ -22,6 +22,15 @@ EXTRACTOR_IDS = ("hcnn", "sincnet", "samplecnn", "samplecnn_se", "samplecnn_res"
 
 VARIANTS = ("noje", "je")
 
+TRAINING_SWITCHES = (
+    "model.pair_loss",
+    "train.pair_target",
+    "train.classifier_bias",
+    "train.conv_l2",
+    "train.je_embedding_cache",
+)
+"""Params keys where the demo, the paper's text and the authors' code may differ; Table 1 prints their values."""
+
 
 class ParamsError(ValueError):
     """A params file is missing, malformed or holds a bad value."""
@@ -126,6 +135,7 @@ class TrainParams:
     conv_l2: float = 1e-4
     valid_crops: int = 4
     pair_target: Literal["joint", "detached"] = "joint"
+    classifier_bias: Literal["zeros", "prior"] = "zeros"
     je_embedding_cache: bool = True
     je_cache_crops: int = 16
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
@@ -322,3 +332,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise ParamsError(f"{key}: must be a string, got {value!r}")
         return value
     raise TypeError(f"unsupported type {hint!r} in params schema at {key}")
+
+
+def param_value(params: Params, key: str) -> Any:
+    """The value of dotted params key ``key`` ("section.name")."""
+    section, name = key.split(".")
+    return getattr(getattr(params, section), name)

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from jetatag.errors import StageError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -43,3 +45,17 @@ def write_json(path: Path | str, obj: Any) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(obj, handle, indent=2, sort_keys=False)
         handle.write("\n")
+
+
+def read_json_object(path: Path | str, what: str, hint: str) -> dict[str, Any]:
+    """The JSON object at ``path``; a StageError naming ``what`` if it is missing (with ``hint``) or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: {what} not found; {hint}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise StageError(f"{path}: not readable JSON: {err}") from err
+    if not isinstance(doc, dict):
+        raise StageError(f"{path}: not a {what} (top level is not an object)")
+    return doc

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import yaml
 
-from jetatag.config import EXTRACTOR_IDS, VARIANTS
+from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 """Repository root: every path below is relative to it (both front ends run from there)."""
@@ -206,7 +206,14 @@ STAGES: tuple[Stage, ...] = (
             "model": Output("models/{extractor}/je/model.pt"),
             "live": Output("reports/train/{extractor}-stage2", directory=True),
         },
-        params=("model", *_TRAIN, "train.stage2_schedule", "train.je_embedding_cache", "train.je_cache_crops"),
+        params=(
+            "model",
+            *_TRAIN,
+            "train.stage2_schedule",
+            "train.classifier_bias",
+            "train.je_embedding_cache",
+            "train.je_cache_crops",
+        ),
         modules=("jetatag.train.stage2",),
         wildcards=_X,
     ),
@@ -220,7 +227,7 @@ STAGES: tuple[Stage, ...] = (
             "model": Output("models/{extractor}/noje/model.pt"),
             "live": Output("reports/train/{extractor}-baseline", directory=True),
         },
-        params=("model", *_TRAIN, "train.stage2_schedule"),
+        params=("model", *_TRAIN, "train.stage2_schedule", "train.classifier_bias"),
         modules=("jetatag.train.stage2",),
         wildcards=_X,
     ),
@@ -296,7 +303,7 @@ STAGES: tuple[Stage, ...] = (
             "table": Output("reports/table1.md", cache=False, caption="table1.rst"),
             "metrics": Output("reports/metrics.json", kind="metrics", cache=False),
         },
-        params=("report.profile",),
+        params=("report.profile", *TRAINING_SWITCHES),
         modules=("jetatag.report.table1",),
     ),
 )

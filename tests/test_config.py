@@ -45,6 +45,7 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"probe": {"n_mels": 0}}, "probe.n_mels: must be >= 1"),
         ({"probe": {"workers": 0}}, "probe.workers: must be >= 1"),
         ({"probe": {"C": 1.0}}, "probe.C: unknown key"),
+        ({"train": {"classifier_bias": "ones"}}, "train.classifier_bias: must be one of zeros, prior"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path: Path, override: dict, message: str):

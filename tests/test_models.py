@@ -17,6 +17,7 @@ from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor
 from jetatag.models.common import WaveConv
 from jetatag.models.harmonic import HarmonicSTFT
+from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.sinc import SincConv
 from jetatag.models.tagger import (
@@ -414,3 +415,11 @@ def test_wave_conv_keeps_conv1d_parameters_and_gradients(rng: np.random.Generato
     (grad_y,) = torch.autograd.grad(y.square().sum(), conv.weight)
     (grad_ref,) = torch.autograd.grad(reference.square().sum(), conv.weight)
     assert torch.allclose(grad_y, grad_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_classifier_can_start_at_the_tag_prior() -> None:
+    classifier = Classifier(H_DIM, 3)
+    assert torch.count_nonzero(classifier.out.bias) == 0  # Keras' zero init by default
+    classifier.start_at_prior(torch.tensor([0.5, 0.05, 0.0]))
+    # each tag starts at its train frequency (0 is clamped to 1e-3 so the log-odds stay finite)
+    assert torch.sigmoid(classifier.out.bias).tolist() == pytest.approx([0.5, 0.05, 1e-3], rel=1e-5)

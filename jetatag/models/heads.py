@@ -87,6 +87,16 @@ class Classifier(nn.Module):
         self.out = nn.Linear(hidden, n_tags)
         self.apply(keras_init)
 
+    @torch.no_grad()
+    def start_at_prior(self, frequency: torch.Tensor) -> None:
+        """Set the output biases to the log-odds of each tag's train frequency (n_tags,).
+
+        A zero bias (Keras' init) starts every tag at p = 0.5 while most tags are rare, so the first few
+        hundred steps of BCE mostly push all logits down; starting at the prior spends them on features.
+        """
+        p = frequency.to(self.out.bias).clamp(1e-3, 1 - 1e-3)
+        self.out.bias.copy_(torch.log(p) - torch.log1p(-p))
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, in_dim)
         x = F.normalize(self.hidden2(self.hidden1(h)), dim=-1)  # (B, hidden), unit norm
         return self.out(self.dropout(x))  # (B, n_tags) logits

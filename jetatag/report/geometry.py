@@ -11,7 +11,6 @@ stage that should have written it did not run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any
 
 from jetatag.config import EXTRACTOR_IDS
 from jetatag.errors import StageError
+from jetatag.io import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,7 @@ def read_stage1_geometry(path: Path) -> dict[str, float | None]:
     """The :data:`GEOMETRY_KEYS` values in the dvclive ``metrics.json`` at ``path``; None for an absent key."""
     if not path.parent.is_dir():
         raise StageError(f"{path.parent}: stage-1 dvclive folder not found; run stage 1 of this extractor first")
-    if not path.is_file():
-        raise StageError(f"{path}: stage-1 metrics not found (dvclive writes it after each epoch); re-run stage 1")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise StageError(f"{path}: not readable JSON: {err}") from err
-    if not isinstance(doc, Mapping):
-        raise StageError(f"{path}: not a dvclive metrics file (top level is not a mapping)")
+    doc = read_json_object(path, "stage-1 metrics", "dvclive writes it after each epoch; re-run stage 1")
     values: dict[str, float | None] = {}
     for key in GEOMETRY_KEYS:
         value = _valid_value(doc, key)

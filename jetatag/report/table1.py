@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jetatag.config import EXTRACTOR_IDS, VARIANTS, Params
+from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS, Params, param_value
 from jetatag.errors import StageError
 from jetatag.evaluate.arrays import load_arrays
 from jetatag.evaluate.bootstrap import paired_difference
-from jetatag.io import atomic_open, write_json
+from jetatag.io import atomic_open, read_json_object, write_json
 from jetatag.report.figure2 import PANELS, panel_titles
 from jetatag.report.geometry import GEOMETRY_KEYS, Geometry, load_geometry
 from jetatag.report.paper import EXTRACTOR_NAMES, PAPER_TABLE1
@@ -74,23 +74,18 @@ def dataset_line(evals: Evals, eval_dir: Path) -> str:
     return f"**{name}** (source `{source}`; {n_clips} test clips, {n_tags} tags)"
 
 
-def _read_json(path: Path, what: str, hint: str) -> dict[str, Any]:
-    """The JSON object at ``path``; StageError naming ``what`` is missing (with ``hint``) or malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise StageError(f"{path}: {what} not found; {hint}")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise StageError(f"{path}: not readable JSON: {err}") from err
-    if not isinstance(doc, dict):
-        raise StageError(f"{path}: not a {what} (top level is not an object)")
-    return doc
+def switches_line(params: Params) -> str:
+    """The :data:`TRAINING_SWITCHES` of this run as ``key=value`` pairs (README "Training switches")."""
+    return " · ".join(f"`{key}={_yaml_value(param_value(params, key))}`" for key in TRAINING_SWITCHES)
+
+
+def _yaml_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def load_probe(path: Path, evals: Evals) -> dict[str, Any]:
     """The ``probe`` stage's report; StageError when it is missing, malformed or scored on other test clips."""
-    probe = _read_json(path, "probe report", "run `jetatag probe` first")
+    probe = read_json_object(path, "probe report", "run `jetatag probe` first")
     try:
         dataset = _dataset(probe)
         _ = probe["model"], probe["literature"]["roc_auc"], probe["literature"]["ap"], probe["literature"]["ci95"]
@@ -104,7 +99,7 @@ def load_probe(path: Path, evals: Evals) -> dict[str, Any]:
 
 def load_figure2_stats(path: Path) -> dict[str, Any]:
     """The ``figure2`` stage's k-NN agreements; StageError when missing or malformed."""
-    stats = _read_json(path, "Figure 2 statistics", "run `jetatag figure2` first")
+    stats = read_json_object(path, "Figure 2 statistics", "run `jetatag figure2` first")
     agreement = stats.get("knn_agreement")
     missing = [k for k in ("extractor", "tag", "k", "n_clips", "n_tagged", "base_rate") if k not in stats]
     missing += [f"knn_agreement.{p}" for p in PANELS if not isinstance(agreement, dict) or p not in agreement]
@@ -433,7 +428,8 @@ def run_table1(
         raise StageError(f"{eval_dir}: no <extractor>-<variant>.json evaluations found; run `jetatag evaluate` first")
     header = (
         f"Dataset: {dataset_line(evals, Path(eval_dir))} · profile: **{params.report.profile}** · "
-        f"git revision: `{git_revision()}`"
+        f"git revision: `{git_revision()}`\n\n"
+        f"Training switches: {switches_line(params)}"
     )
     probe = load_probe(probe_json, evals)
     figure2 = load_figure2_stats(figure2_json)

@@ -40,9 +40,7 @@ def embed_crops(
     ``extractor`` must be in eval mode (frozen); batches hold ``train.batch_size`` crops.
     """
     clips_per_batch = max(1, train.batch_size // crops.n_crops)
-    loader = DataLoader(
-        crops, batch_size=clips_per_batch, num_workers=train.workers, pin_memory=pin_memory(device)
-    )
+    loader = DataLoader(crops, batch_size=clips_per_batch, num_workers=train.workers, pin_memory=pin_memory(device))
     h = torch.empty(len(crops), crops.n_crops, H_DIM)
     tags = torch.empty(len(crops), len(crops.tags))
     done = 0

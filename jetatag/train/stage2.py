@@ -141,6 +141,8 @@ def run_stage2(
         )
     else:
         tagger = build_tagger(extractor, params.model, n_tags=len(tags), sample_rate=train_set.sample_rate)
+    if train.classifier_bias == "prior":
+        tagger.classifier.start_at_prior(train_set.tag_matrix.mean(dim=0))
     tagger.to(device)
     name = f"stage2 {extractor}-{variant}"
     data: EpochData = train_set
