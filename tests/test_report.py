@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from eval_fixture import TAGS, write_fake_evaluation, write_fake_figure2_stats, write_fake_probe, write_stage1_metrics
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from jetatag.config import EXTRACTOR_IDS
 from jetatag.errors import StageError
@@ -251,6 +252,16 @@ def test_tsne_map_is_seeded_and_clips_perplexity(rng: np.random.Generator) -> No
     a = tsne_map(x, perplexity=30.0, seed=1)  # 30 >= n: clipped
     assert a.shape == (20, 2)
     np.testing.assert_array_equal(a, tsne_map(x, perplexity=30.0, seed=1))
+
+
+def test_tsne_map_does_not_depend_on_the_callers_thread_count(rng: np.random.Generator) -> None:
+    # DVC runs figure2 with 2 threads, Snakemake with 1: both must draw the same map (BLAS PCA included)
+    x = rng.normal(size=(243, 1024)).astype(np.float32)
+    maps = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            maps.append(tsne_map(x, perplexity=30.0, seed=0))
+    np.testing.assert_array_equal(maps[0], maps[1])
 
 
 def test_run_figure2_writes_pngs_and_stats(evaluations, make_params, tmp_path: Path) -> None:

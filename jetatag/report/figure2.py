@@ -50,13 +50,14 @@ def tsne_map(x: np.ndarray, *, perplexity: float, seed: int) -> np.ndarray:
     n = x.shape[0]
     if n < 3:
         raise ValueError(f"t-SNE needs at least 3 points, got {n}")
-    if x.shape[1] > PCA_DIMS and n > PCA_DIMS:
-        x = PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(x)
     perplexity = min(perplexity, (n - 1) / 3.0)  # keeps 3 * perplexity < n, as scikit-learn needs
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
-    # one OpenMP thread: the map is then the same on every machine, and t-SNE's spinning threads do not
-    # stall (10-40x) when the pipeline runs other jobs on the same cores
-    with threadpool_limits(limits=1, user_api="openmp"):
+    # one thread for BLAS (the PCAs) and OpenMP (t-SNE's gradient): the map is then the same whatever the
+    # front end's thread count (DVC runs this with 2, Snakemake with 1), and t-SNE's spinning threads do
+    # not stall (10-40x) when the pipeline runs other jobs on the same cores
+    with threadpool_limits(limits=1):
+        if x.shape[1] > PCA_DIMS and n > PCA_DIMS:
+            x = PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(x)
         return tsne.fit_transform(x)
 
 
