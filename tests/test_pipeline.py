@@ -115,7 +115,7 @@ def test_dvc_cache_links_outputs_with_fallbacks() -> None:
 
     types = ConfigObj(str(ROOT / ".dvc/config"))["cache"]["type"]
     types = [t.strip() for t in (types.split(",") if isinstance(types, str) else types)]
-    assert types == ["reflink", "hardlink", "symlink", "copy"]
+    assert types == ["hardlink", "symlink", "copy"]
 
 
 def test_report_outputs_have_captions() -> None:
@@ -437,6 +437,17 @@ def test_dvc_repro_builds_the_whole_dag(dvc_run: DvcRun) -> None:
     assert probe["n_test_clips"] == hcnn["n_test_clips"]
     for png in ("reports/figure2.png", "reports/per_tag_auc.png"):
         assert (dvc_run.path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_dvc_repro_links_data_outputs_to_its_cache(dvc_run: DvcRun) -> None:
+    # the shards exist once on disk: hard-linked into .dvc/cache by the commit after the stage ran,
+    # and read-only so that an edit cannot corrupt the cache
+    shards = [p for p in (dvc_run.path / "data/audio").iterdir() if p.is_file()]
+    assert shards
+    for shard in shards:
+        assert shard.stat().st_nlink >= 2, f"{shard} is a copy, not a link to the cache"
+        assert shard.stat().st_mode & 0o222 == 0, f"{shard} is writable"
 
 
 @pytest.mark.slow

@@ -1,0 +1,82 @@
+"""What DVC adds to the ``segment`` stage: wall time against the stage command alone, and disk use.
+
+Builds a synthetic MTAT-layout mirror of ``--clips`` clips of ``--seconds`` (default 2,000 × 29.1 s, the
+size issue 13 measured) in a temporary copy of this checkout with ``dvc repro labels``, then times, in
+this order, the ``segment`` command alone (into a scratch folder) and ``dvc repro segment`` (the same
+command plus hashing its outputs and linking them into ``.dvc/cache``, as ``.dvc/config``'s
+``cache.type`` says), and prints their ratio and the disk used by the outputs and the cache
+(``du`` counts a hard-linked file once). Targets (issue 13): ratio ≤ 1.15, disk ≤ 1.1 × the outputs.
+
+    python benchmarks/dvc_segment_overhead.py [--clips 2000] [--seconds 29.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from jetatag.pipeline import copy_checkout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str], cwd: Path) -> float:
+    """Wall seconds of ``cmd`` in ``cwd`` (output discarded; raises if it fails)."""
+    env = os.environ | {
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    tic = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - tic
+
+
+def disk_mib(*paths: Path) -> float:
+    """MiB on disk of ``paths`` together, each hard-linked file counted once (``du -sc``)."""
+    out = subprocess.run(["du", "-sck", *map(str, paths)], check=True, capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1].split()[0]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=2000, help="synthetic clips in the mirror")
+    parser.add_argument("--seconds", type=float, default=29.1, help="length of each clip")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="jetatag-dvc-overhead-") as tmp:
+        ws = Path(tmp)
+        copy_checkout(ws)
+        params = yaml.safe_load((ws / "params.yaml").read_text(encoding="utf-8"))
+        params["synth"] |= {"n_clips": args.clips, "clip_seconds": args.seconds}
+        (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
+            subprocess.run(cmd, cwd=ws, check=True, capture_output=True)
+        print(f"building the mirror: {args.clips} clips of {args.seconds} s (dvc repro labels) in {ws}", flush=True)
+        print(f"  {run(['dvc', 'repro', 'labels'], ws):.0f} s", flush=True)
+        alone = run(
+            [sys.executable, "-m", "jetatag", "-q", "segment", "--params", "params.yaml", "--labels", "data/labels",
+             "--raw", "data/raw", "--out", str(ws / "scratch-audio")],
+            ws,
+        )  # fmt: skip
+        outputs = disk_mib(ws / "scratch-audio")
+        cache_before = disk_mib(ws / ".dvc/cache")  # the mirror's own outputs (synth, download, labels)
+        with_dvc = run(["dvc", "repro", "segment"], ws)
+        total = disk_mib(ws / "data/audio", ws / ".dvc/cache") - cache_before
+        link = subprocess.run(["dvc", "config", "cache.type"], cwd=ws, capture_output=True, text=True).stdout.strip()
+        linked = sum(p.stat().st_nlink > 1 for p in (ws / "data/audio").iterdir() if p.is_file())
+    print(f"| {args.clips} clips of {args.seconds} s | wall s | ratio |")
+    print("|---|---|---|")
+    print(f"| segment alone | {alone:.1f} | 1.00 |")
+    print(f"| dvc repro segment | {with_dvc:.1f} | {with_dvc / alone:.2f} |")
+    print(f"outputs {outputs:.0f} MiB; outputs + cache after dvc repro {total:.0f} MiB ({total / outputs:.2f}×), "
+          f"cache.type {link}; {linked} output files hard-linked to the cache")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
