@@ -13,29 +13,20 @@ command plus hashing its outputs and linking them into ``.dvc/cache``, as ``.dvc
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from pipeline_overhead import timed  # benchmarks/: this script's folder is on sys.path
 
 from jetatag.pipeline import copy_checkout
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run(cmd: list[str], cwd: Path) -> float:
-    """Wall seconds of ``cmd`` in ``cwd`` (output discarded; raises if it fails)."""
-    env = os.environ | {
-        "DVC_NO_ANALYTICS": "1",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-    tic = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
-    return time.perf_counter() - tic
+    """Wall seconds of ``cmd`` in ``cwd`` (raises if it fails)."""
+    return timed(cmd, cwd)[0]
 
 
 def disk_mib(*paths: Path) -> float:

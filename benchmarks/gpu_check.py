@@ -1242,7 +1242,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         report["data"], report["loaders"] = earlier["data"], earlier["loaders"]
     report["extractors"] = measure_extractors(settings, budget, earlier)
     gpu_gib = (report["environment"].get("gpu") or {}).get("memory_gib")
-    loaders = report["loaders"] if not {"skipped", "error"} & set(report["loaders"]) else {}
+    loaders = report["loaders"] if completed(report["loaders"]) else {}
     first = project(
         report["extractors"],
         loaders,
