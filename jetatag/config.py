@@ -92,8 +92,8 @@ class ModelParams:
     sinc_filters: int = 256
     sinc_taps: int = 251
     embed_dim: int = 128
-    pair_loss: Literal["cosine", "margin"] = "cosine"
-    margin: float = 0.4
+    pair_loss: Literal["paper", "a21", "a22", "contrastive"] = "paper"  # see jetatag.models.losses
+    margin: float = 0.4  # margin of the "a22" and "contrastive" pair losses
 
     def validate(self) -> None:
         _check(0 < self.width <= 4, "model.width", "must be in (0, 4]")

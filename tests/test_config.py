@@ -46,6 +46,7 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"probe": {"workers": 0}}, "probe.workers: must be >= 1"),
         ({"probe": {"C": 1.0}}, "probe.C: unknown key"),
         ({"train": {"classifier_bias": "ones"}}, "train.classifier_bias: must be one of zeros, prior"),
+        ({"model": {"pair_loss": "cosine"}}, "model.pair_loss: must be one of paper, a21, a22, contrastive"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path: Path, override: dict, message: str):

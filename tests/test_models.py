@@ -206,20 +206,52 @@ def test_joint_embedding_outputs(rng: np.random.Generator) -> None:
     assert ((out["tags_hat"] >= 0) & (out["tags_hat"] <= 1)).all()
 
 
-def test_cosine_pair_loss_is_the_papers_formula(rng: np.random.Generator) -> None:
+Z_M = torch.tensor([[0.6, 0.8, 0.0], [0.0, 0.6, -0.8]])  # (B=2, D=3), unit rows
+Z_T = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.28, 0.96]])
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine written out: a·b / (|a| |b|)."""
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+
+
+def test_paper_pair_loss_is_the_papers_formula(rng: np.random.Generator) -> None:
     a, b = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
     expected = np.mean(1 - np.diag(cosine_similarity(a, b))) + np.mean(1 - np.diag(cosine_similarity(1 - a, 1 - b)))
-    got = pair_loss(torch.from_numpy(a), torch.from_numpy(b), kind="cosine")
+    got = pair_loss(torch.from_numpy(a), torch.from_numpy(b), kind="paper")
     assert got.item() == pytest.approx(expected, rel=1e-6)
     assert pair_loss(torch.from_numpy(a), torch.from_numpy(a)).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_margin_pair_loss_is_zero_only_for_matched_and_separated_pairs() -> None:
+def test_a21_pair_loss_is_two_plus_the_cosines() -> None:
+    # A21: (1 − CosineSimilarity()(z_t, z_m)) + (1 − CosineSimilarity()(1 − z_t, 1 − z_m)), Keras' loss = −cos
+    expected = 2 + _cos(Z_T, Z_M).mean() + _cos(1 - Z_T, 1 - Z_M).mean()
+    assert pair_loss(Z_M, Z_T, kind="a21").item() == pytest.approx(expected.item(), rel=1e-6)
+    assert _cos(Z_T, Z_M).tolist() == pytest.approx([0.6, 0.6 * 0.28 - 0.8 * 0.96])  # the hand-computed cosines
+    # it is lowest when z_m points away from z_t: the opposite of the paper's loss
+    assert pair_loss(-Z_T, Z_T, kind="a21") < pair_loss(Z_T, Z_T, kind="a21")
+
+
+def test_a22_pair_loss_is_the_elementwise_margin_formula() -> None:
+    terms = Z_T * Z_M**2 + (1 - Z_T) * torch.clamp(0.4 - Z_M, min=0) ** 2  # (2, 3): y = z_t, d = z_m
+    # by hand: z_t = 1, z_m = 0.6 → 0.36; z_t = 0, z_m = 0 → 0.4² = 0.16; z_t = 0.96, z_m = −0.8 → 0.6144 + 0.0576
+    assert terms[0, 0].item() == pytest.approx(0.36) and terms[0, 2].item() == pytest.approx(0.16)
+    assert terms[1, 2].item() == pytest.approx(0.96 * 0.64 + 0.04 * 1.44)
+    assert pair_loss(Z_M, Z_T, kind="a22", margin=0.4).item() == pytest.approx(terms.mean().item(), rel=1e-6)
+
+
+def test_contrastive_pair_loss_is_zero_only_for_matched_and_separated_pairs() -> None:
     z = torch.eye(4)  # orthogonal: matching distance 0, non-matching distance 1 > margin
-    assert pair_loss(z, z, kind="margin", margin=0.4).item() == pytest.approx(0.0)
-    assert pair_loss(z, z.roll(1, dims=0), kind="margin", margin=0.4).item() > 0.5
-    with pytest.raises(ValueError, match="margin"):
-        pair_loss(z, z, kind="triplet")  # type: ignore[arg-type]
+    assert pair_loss(z, z, kind="contrastive", margin=0.4).item() == pytest.approx(0.0)
+    assert pair_loss(z, z.roll(1, dims=0), kind="contrastive", margin=0.4).item() > 0.5
+    d = 1 - _cos(Z_M[:, None], Z_T[None])  # (2, 2) cosine distances
+    expected = d.diagonal().square().mean() + torch.clamp(0.4 - d[[0, 1], [1, 0]], min=0).square().mean()
+    assert pair_loss(Z_M, Z_T, kind="contrastive").item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_unknown_pair_loss_names_the_allowed_kinds() -> None:
+    with pytest.raises(ValueError, match="expected one of paper, a21, a22, contrastive"):
+        pair_loss(Z_M, Z_T, kind="triplet")  # type: ignore[arg-type]
 
 
 def _train_steps(model: torch.nn.Module, loss_fn, steps: int = 5) -> tuple[float, float]:  # noqa: ANN001
@@ -239,7 +271,7 @@ def _train_steps(model: torch.nn.Module, loss_fn, steps: int = 5) -> tuple[float
     return before, measure()
 
 
-@pytest.mark.parametrize("kind", ["cosine", "margin"])
+@pytest.mark.parametrize("kind", ["paper", "a21", "a22", "contrastive"])
 def test_a_few_steps_lower_the_stage1_losses(kind: str, rng: np.random.Generator) -> None:
     model = build_joint_embedding("samplecnn", ModelParams(width=0.0625), n_tags=6, sample_rate=SR)
     wave, tags = noise(rng, 4, SHORT), torch.from_numpy((rng.random((4, 6)) < 0.4).astype(np.float32))

@@ -2,7 +2,7 @@
 
 Loss per batch ``L = L_AE + L_pair``: ``L_AE`` is the MSE between the tags and their reconstruction
 through the tag autoencoder; ``L_pair`` pulls the audio embedding z_m of a crop towards the tag
-embedding z_t of its clip (``model.pair_loss``: the paper's cosine loss or the authors' margin loss).
+embedding z_t of its clip (``model.pair_loss``: the paper's, A21's, A22's or jetatag's contrastive loss).
 The output is a self-describing checkpoint of the whole :class:`JointEmbedding` that stage 2 (je) reads.
 Validation also logs the geometry of the joint space every epoch (:mod:`jetatag.train.geometry`):
 mean pairwise cosine and effective rank of z_t over the distinct tag vectors and of z_m over the
@@ -53,7 +53,7 @@ def validate_joint(
     """Mean stage-1 loss terms on the valid crops, and the geometry of z_m (valid crops) and z_t (``tag_vectors``).
 
     Each crop position of a batch of clips is scored as one batch: that keeps a batch to one crop per
-    clip, as in training, which the margin loss (pairs within the batch) needs. ``tag_vectors``
+    clip, as in training, which the contrastive loss (pairs within the batch) needs. ``tag_vectors``
     [shape=(n, n_tags)] are the distinct tag vectors whose z_t geometry is measured.
     """
     sums: dict[str, float] = {}
