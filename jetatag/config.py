@@ -24,12 +24,21 @@ VARIANTS = ("noje", "je")
 
 TRAINING_SWITCHES = (
     "model.pair_loss",
+    "model.tag_encoder_norm",
     "train.pair_target",
     "train.classifier_bias",
     "train.conv_l2",
     "train.je_embedding_cache",
 )
 """Params keys where the demo, the paper's text and the authors' code may differ; Table 1 prints their values."""
+
+
+PairLoss = Literal["paper", "a21", "a22", "contrastive"]
+"""``model.pair_loss``: the paper's text, what the authors' code minimises (A21 = commit cb1c2ab, A22 = head
+7d33628 of jaehwlee/jetatag), or jetatag's in-batch contrastive loss (:mod:`jetatag.models.losses`)."""
+
+TagEncoderNorm = Literal["layernorm", "none"]
+"""``model.tag_encoder_norm``: LayerNorm between the tag encoder's layers (the paper) or none (A21, A22)."""
 
 
 class ParamsError(ValueError):
@@ -92,8 +101,9 @@ class ModelParams:
     sinc_filters: int = 256
     sinc_taps: int = 251
     embed_dim: int = 128
-    pair_loss: Literal["paper", "a21", "a22", "contrastive"] = "paper"  # see jetatag.models.losses
+    pair_loss: PairLoss = "paper"
     margin: float = 0.4  # margin of the "a22" and "contrastive" pair losses
+    tag_encoder_norm: TagEncoderNorm = "layernorm"
 
     def validate(self) -> None:
         _check(0 < self.width <= 4, "model.width", "must be in (0, 4]")

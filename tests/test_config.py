@@ -47,6 +47,7 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"probe": {"C": 1.0}}, "probe.C: unknown key"),
         ({"train": {"classifier_bias": "ones"}}, "train.classifier_bias: must be one of zeros, prior"),
         ({"model": {"pair_loss": "cosine"}}, "model.pair_loss: must be one of paper, a21, a22, contrastive"),
+        ({"model": {"tag_encoder_norm": "batchnorm"}}, "model.tag_encoder_norm: must be one of layernorm, none"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path: Path, override: dict, message: str):

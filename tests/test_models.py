@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics.pairwise import cosine_similarity
 
-from jetatag.config import EXTRACTOR_IDS, ModelParams, load_params
+from jetatag.config import EXTRACTOR_IDS, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor
 from jetatag.models.common import WaveConv
@@ -204,6 +204,16 @@ def test_joint_embedding_outputs(rng: np.random.Generator) -> None:
         assert torch.allclose(out[key].norm(dim=-1), torch.ones(3), atol=1e-5)
     assert out["tags_hat"].shape == (3, 7)
     assert ((out["tags_hat"] >= 0) & (out["tags_hat"] <= 1)).all()
+
+
+@pytest.mark.parametrize(("norm", "count"), [("none", 23_040), ("layernorm", 23_040 + 2 * 128)])
+def test_tag_encoder_parameter_count(norm: TagEncoderNorm, count: int) -> None:
+    # "none" is the authors' tag encoder: 50·128 + 128 + 128·128 + 128 = 23,040 (A22's checkpoint)
+    model = build_joint_embedding(
+        "samplecnn", ModelParams(width=0.0625, tag_encoder_norm=norm), n_tags=50, sample_rate=SR
+    )
+    assert n_trainable(model.tag_encoder) == count
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in model.tag_encoder.modules()) == (norm == "layernorm")
 
 
 Z_M = torch.tensor([[0.6, 0.8, 0.0], [0.0, 0.6, -0.8]])  # (B=2, D=3), unit rows

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import typing
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-PairLossKind = Literal["paper", "a21", "a22", "contrastive"]
-"""``model.pair_loss``: the paper's text, what the authors' code minimises (A21 = commit cb1c2ab, A22 =
-head 7d33628 of jaehwlee/jetatag), or jetatag's in-batch contrastive loss."""
+from jetatag.config import PairLoss
 
 
 def cos_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -77,9 +74,7 @@ def contrastive_pair_loss(z_m: torch.Tensor, z_t: torch.Tensor, *, margin: float
     return positive + negative
 
 
-def pair_loss(
-    z_m: torch.Tensor, z_t: torch.Tensor, *, kind: PairLossKind = "paper", margin: float = 0.4
-) -> torch.Tensor:
+def pair_loss(z_m: torch.Tensor, z_t: torch.Tensor, *, kind: PairLoss = "paper", margin: float = 0.4) -> torch.Tensor:
     """Joint-embedding loss between audio embeddings ``z_m`` and tag embeddings ``z_t`` (both (B, D)).
 
     ``margin`` is used by the "a22" and "contrastive" kinds only.
@@ -92,7 +87,7 @@ def pair_loss(
         return a22_pair_loss(z_m, z_t, margin=margin)
     if kind == "contrastive":
         return contrastive_pair_loss(z_m, z_t, margin=margin)
-    raise ValueError(f"unknown pair loss {kind!r}: expected one of {', '.join(typing.get_args(PairLossKind))}")
+    raise ValueError(f"unknown pair loss {kind!r}: expected one of {', '.join(typing.get_args(PairLoss))}")
 
 
 def reconstruction_loss(tags: torch.Tensor, tags_hat: torch.Tensor) -> torch.Tensor:

@@ -140,7 +140,7 @@ def build_joint_embedding(extractor: str, model: ModelParams, *, n_tags: int, sa
     return JointEmbedding(
         build_extractor(extractor, model, sample_rate=sample_rate),
         ProjectionHead(H_DIM, model.embed_dim),
-        TagEncoder(n_tags, model.embed_dim),
+        TagEncoder(n_tags, model.embed_dim, norm=model.tag_encoder_norm),
         TagDecoder(model.embed_dim, n_tags),
     )
 
@@ -153,7 +153,7 @@ def build_tagger(
         build_extractor(extractor, model, sample_rate=sample_rate),
         Classifier(H_DIM, n_tags),
         projection=ProjectionHead(H_DIM, model.embed_dim) if joint_heads else None,
-        tag_encoder=TagEncoder(n_tags, model.embed_dim) if joint_heads else None,
+        tag_encoder=TagEncoder(n_tags, model.embed_dim, norm=model.tag_encoder_norm) if joint_heads else None,
     )
 
 
