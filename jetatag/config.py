@@ -25,6 +25,7 @@ VARIANTS = ("noje", "je")
 TRAINING_SWITCHES = (
     "model.pair_loss",
     "model.tag_encoder_norm",
+    "model.hcnn_head",
     "train.pair_target",
     "train.classifier_bias",
     "train.conv_l2",
@@ -39,6 +40,9 @@ PairLoss = Literal["paper", "a21", "a22", "contrastive"]
 
 TagEncoderNorm = Literal["layernorm", "none"]
 """``model.tag_encoder_norm``: LayerNorm between the tag encoder's layers (the paper) or none (A21, A22)."""
+
+HcnnHead = Literal["dense", "a21"]
+"""``model.hcnn_head``: Harmonic-CNN's pooled blocks 5-7 then Dense → BN → ReLU (jetatag) or taken as h (A21, A22)."""
 
 
 class ParamsError(ValueError):
@@ -104,6 +108,7 @@ class ModelParams:
     pair_loss: PairLoss = "paper"
     margin: float = 0.4  # margin of the "a22" and "contrastive" pair losses
     tag_encoder_norm: TagEncoderNorm = "layernorm"
+    hcnn_head: HcnnHead = "dense"
 
     def validate(self) -> None:
         _check(0 < self.width <= 4, "model.width", "must be in (0, 4]")

@@ -48,6 +48,7 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"train": {"classifier_bias": "ones"}}, "train.classifier_bias: must be one of zeros, prior"),
         ({"model": {"pair_loss": "cosine"}}, "model.pair_loss: must be one of paper, a21, a22, contrastive"),
         ({"model": {"tag_encoder_norm": "batchnorm"}}, "model.tag_encoder_norm: must be one of layernorm, none"),
+        ({"model": {"hcnn_head": "a22"}}, "model.hcnn_head: must be one of dense, a21"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path: Path, override: dict, message: str):

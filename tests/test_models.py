@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics.pairwise import cosine_similarity
 
-from jetatag.config import EXTRACTOR_IDS, ModelParams, TagEncoderNorm, load_params
+from jetatag.config import EXTRACTOR_IDS, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
-from jetatag.models import EXTRACTORS, H_DIM, build_extractor
+from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
 from jetatag.models.common import WaveConv
 from jetatag.models.harmonic import HarmonicSTFT
 from jetatag.models.heads import Classifier
@@ -100,6 +100,22 @@ def test_demo_size_extractor_maps_demo_crops_to_h(name: str, demo: ModelParams, 
 )
 def test_sample_cnn_parameter_counts_match_the_authors(name: str, count: int) -> None:
     assert n_trainable(build_extractor(name, PAPER, sample_rate=SR)) == count
+
+
+@pytest.mark.parametrize(("head", "count"), [("a21", 4_437_901), ("dense", 5_489_549)])
+def test_harmonic_cnn_parameter_counts(head: HcnnHead, count: int) -> None:
+    # "a21": the A22 checkpoint's 4,437,901 trainable parameters up to h (Q, input BN and the seven blocks)
+    extractor = build_extractor("hcnn", dataclasses.replace(PAPER, hcnn_head=head), sample_rate=SR)
+    assert n_trainable(extractor) == count and h_dim(extractor) == H_DIM
+
+
+def test_a21_harmonic_cnn_head_is_the_pooled_blocks(rng: np.random.Generator) -> None:
+    model = ModelParams(width=0.125, hcnn_head="a21", hcnn_crop_samples=8000)
+    tagger = build_tagger("hcnn", model, n_tags=5, sample_rate=SR, joint_heads=True)
+    assert h_dim(tagger.extractor) == 32 + 32 + 64  # blocks 5-7 at width 0.125, no dense layer
+    wave = noise(rng, 2, 8000)
+    assert tagger.embed(wave).shape == (2, 128) and tagger(wave).shape == (2, 5)
+    assert tagger.audio_embedding(wave).shape == (2, model.embed_dim)
 
 
 def test_harmonic_cnn_accepts_crops_shorter_than_its_pooling() -> None:

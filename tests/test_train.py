@@ -23,7 +23,7 @@ from torch import nn
 from jetatag.config import Params, Phase, params_from_dict, params_to_dict
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
-from jetatag.models import EXTRACTORS, H_DIM
+from jetatag.models import EXTRACTORS, H_DIM, h_dim
 from jetatag.models.tagger import load_joint, load_tagger, save_joint
 from jetatag.train import loop
 from jetatag.train.device import resolve_device
@@ -440,6 +440,28 @@ def test_embedding_cache_holds_the_frozen_extractors_h_of_the_grid_crops(trained
             crops, clip_tags = grid[i]
             assert torch.allclose(h[i], extractor(crops), atol=1e-5)
             assert torch.equal(tags[i], clip_tags)
+
+
+def test_authors_model_switches_train_and_reload(audio: Path, tmp_path: Path) -> None:
+    """Stage 1 and cached JE stage 2 with A21's pair loss, tag encoder and Harmonic-CNN head (h narrower than 1024)."""
+    raw = params_to_dict(tiny_params())
+    raw["model"] |= {"pair_loss": "a21", "tag_encoder_norm": "none", "hcnn_head": "a21"}
+    params = params_from_dict(raw)
+    stage1 = tmp_path / "je/stage1.pt"
+    run_stage1(params, extractor="hcnn", audio_dir=audio, out_path=stage1, live_dir=tmp_path / "live/stage1")
+    run_stage2(
+        params,
+        extractor="hcnn",
+        variant="je",
+        audio_dir=audio,
+        stage1_path=stage1,
+        out_path=tmp_path / "je/model.pt",
+        live_dir=tmp_path / "live/je",
+    )
+    tagger, meta = load_tagger(tmp_path / "je/model.pt")
+    width = h_dim(tagger.extractor)
+    assert width < H_DIM and tagger.classifier.hidden1.dense.in_features == width
+    assert meta.model["hcnn_head"] == "a21" and meta.model["tag_encoder_norm"] == "none"
 
 
 def test_je_stage2_on_random_crops_is_a_switch(trained: Path, audio: Path, tmp_path: Path) -> None:

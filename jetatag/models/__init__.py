@@ -36,9 +36,18 @@ def extractor_class(name: str) -> type[nn.Module]:
 def build_extractor(name: str, model: ModelParams, *, sample_rate: int) -> nn.Module:
     """Build extractor ``name`` sized by ``model`` (width, sinc layer) for audio at ``sample_rate``.
 
-    The module maps (B, L) float32 waveforms to h (B, 1024).
+    The module maps (B, L) float32 waveforms to h (B, :func:`h_dim`).
     """
     return extractor_class(name).from_params(model, sample_rate=sample_rate)
+
+
+def h_dim(extractor: nn.Module) -> int:
+    """Size of ``extractor``'s output h: its ``out_dim`` where it sets one (Harmonic-CNN), else ``H_DIM``.
+
+    Every extractor ends in 1024 dimensions except Harmonic-CNN with ``model.hcnn_head: a21`` below
+    width 1, whose h is its last three blocks' channels; the heads on h are sized from this.
+    """
+    return getattr(extractor, "out_dim", H_DIM)
 
 
 __all__ = [
@@ -50,4 +59,5 @@ __all__ = [
     "TagEncoder",
     "build_extractor",
     "extractor_class",
+    "h_dim",
 ]

@@ -4,7 +4,10 @@ M. Won, S. Chun, O. Nieto, X. Serra, "Data-driven harmonic filters for audio rep
 learning", ICASSP 2020 (code: minzwon/data-driven-harmonic-filters). Body as in the joint-embedding
 authors' version: seven 2-D blocks of widths 128,128,128,256,256,256,512 (three of them residual),
 pooling frequency by 2 each and time by 2,2,2,2,2,3,3 (128 bands × 313 frames → 1 × 1 for 80,000
-samples), then the multi-level head on blocks 5-7 (256 + 256 + 512) → h ∈ R^1024.
+samples), then the multi-level head on blocks 5-7 (256 + 256 + 512) → h ∈ R^1024. ``model.hcnn_head``
+"dense" ends that head in Dense → BN → ReLU like the Sample-CNN family; "a21" is the authors' head (A21
+``training/modules.py:227-254``, the same in A22): the concatenated global max-pools themselves are h,
+no dense layer.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetatag.config import ModelParams
+from jetatag.config import HcnnHead, ModelParams
 from jetatag.models.common import H_DIM, MaxPool2dSafe, MultiLevelHead, keras_init, scaled
 from jetatag.models.harmonic import HarmonicSTFT
 
@@ -59,16 +62,32 @@ class Res2dBlock(nn.Module):
         return F.relu(self.pool(x + residual), inplace=True)  # (B, C, F // pf, T // pt)
 
 
-class HarmonicCNN(nn.Module):
-    """Harmonic-CNN cut before its classifier: raw waveform (B, L) → h (B, 1024).
+class GlobalMaxConcat(nn.Module):
+    """The authors' Harmonic-CNN head: the last blocks' global max-pools, concatenated (no dense layer)."""
 
-    ``width`` scales the 2-D blocks' channels (1.0 = paper); the front end and h do not change.
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:  # each (B, C_i, F_i, T_i)
+        return torch.cat([f.amax(dim=(2, 3)) for f in features], dim=1)  # (B, sum C_i)
+
+
+class HarmonicCNN(nn.Module):
+    """Harmonic-CNN cut before its classifier: raw waveform (B, L) → h (B, out_dim).
+
+    ``width`` scales the 2-D blocks' channels (1.0 = paper); the front end does not change. With
+    ``head`` "dense" h is always 1024-d; with "a21" it is the blocks 5-7 channels' sum (1024 at width 1).
     """
 
     paper_input_length: ClassVar[int] = 80000
     conv_l2_regularised: ClassVar[bool] = False  # the authors' Harmonic-CNN convs carry no L2 penalty
 
-    def __init__(self, *, sample_rate: int, width: float = 1.0, n_harmonic: int = 6, semitone_scale: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        width: float = 1.0,
+        head: HcnnHead = "dense",
+        n_harmonic: int = 6,
+        semitone_scale: int = 2,
+    ) -> None:
         super().__init__()
         # harmonic front end, normalised per harmonic channel
         self.hstft = HarmonicSTFT(sample_rate=sample_rate, n_harmonic=n_harmonic, semitone_scale=semitone_scale)
@@ -82,13 +101,15 @@ class HarmonicCNN(nn.Module):
             channels = out_channels
         self.blocks = nn.ModuleList(blocks)
         # multi-level aggregation of the last three blocks → h
-        self.head = MultiLevelHead([scaled(c, width) for c, _, _ in BLOCKS[-3:]], H_DIM)
+        last = [scaled(c, width) for c, _, _ in BLOCKS[-3:]]
+        self.head = MultiLevelHead(last, H_DIM) if head == "dense" else GlobalMaxConcat()
+        self.out_dim = H_DIM if head == "dense" else sum(last)
         self.apply(keras_init)
 
     @classmethod
     def from_params(cls, model: ModelParams, *, sample_rate: int) -> HarmonicCNN:
-        """Build at ``model.width`` for audio at ``sample_rate``."""
-        return cls(sample_rate=sample_rate, width=model.width)
+        """Build at ``model.width`` with ``model.hcnn_head`` for audio at ``sample_rate``."""
+        return cls(sample_rate=sample_rate, width=model.width, head=model.hcnn_head)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
         x = self.hstft_bn(self.hstft(wave))  # (B, 6, 128, T)
@@ -97,4 +118,4 @@ class HarmonicCNN(nn.Module):
         for block in self.blocks:
             x = block(x)  # (B, C_i, F_i, T_i)
             outputs.append(x)
-        return self.head(outputs[-3:])  # (B, 1024)
+        return self.head(outputs[-3:])  # (B, out_dim)

@@ -17,7 +17,7 @@ from torch import nn
 from jetatag.config import ModelParams, ParamsError
 from jetatag.errors import StageError
 from jetatag.io import atomic_path
-from jetatag.models import EXTRACTORS, H_DIM, build_extractor
+from jetatag.models import EXTRACTORS, build_extractor, h_dim
 from jetatag.models.heads import Classifier, ProjectionHead, TagDecoder, TagEncoder
 
 TAGGER_FORMAT = "jetatag-tagger"
@@ -50,7 +50,7 @@ class TaggerMeta:
 class JointEmbedding(nn.Module):
     """Stage-1 model: extractor + projection head on audio, tag autoencoder on tags.
 
-    ``forward(wave, tags)`` returns h (B, 1024), z_m and z_t (B, embed_dim, unit norm) and the
+    ``forward(wave, tags)`` returns h (B, h_dim), z_m and z_t (B, embed_dim, unit norm) and the
     reconstructed tags (B, n_tags) in [0, 1]; the loss is ``reconstruction_loss + pair_loss``.
     """
 
@@ -65,7 +65,7 @@ class JointEmbedding(nn.Module):
 
     def forward(self, wave: torch.Tensor, tags: torch.Tensor) -> dict[str, torch.Tensor]:  # (B, L), (B, n_tags)
         # audio branch
-        h = self.extractor(wave)  # (B, 1024)
+        h = self.extractor(wave)  # (B, h_dim)
         z_m = self.projection(h)  # (B, embed_dim)
         # tag autoencoder
         z_t = self.tag_encoder(tags)  # (B, embed_dim)
@@ -116,7 +116,7 @@ class Tagger(nn.Module):
         return self
 
     def embed(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        """Extractor output h (B, 1024)."""
+        """Extractor output h (B, h_dim)."""
         return self.extractor(wave)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
@@ -137,9 +137,10 @@ class Tagger(nn.Module):
 
 def build_joint_embedding(extractor: str, model: ModelParams, *, n_tags: int, sample_rate: int) -> JointEmbedding:
     """Fresh stage-1 model: extractor ``extractor`` sized by ``model``, heads of ``model.embed_dim``."""
+    audio = build_extractor(extractor, model, sample_rate=sample_rate)
     return JointEmbedding(
-        build_extractor(extractor, model, sample_rate=sample_rate),
-        ProjectionHead(H_DIM, model.embed_dim),
+        audio,
+        ProjectionHead(h_dim(audio), model.embed_dim),
         TagEncoder(n_tags, model.embed_dim, norm=model.tag_encoder_norm),
         TagDecoder(model.embed_dim, n_tags),
     )
@@ -149,10 +150,11 @@ def build_tagger(
     extractor: str, model: ModelParams, *, n_tags: int, sample_rate: int, joint_heads: bool = False
 ) -> Tagger:
     """Fresh tagger; with ``joint_heads`` it also carries (untrained) projection head and tag encoder."""
+    audio = build_extractor(extractor, model, sample_rate=sample_rate)
     return Tagger(
-        build_extractor(extractor, model, sample_rate=sample_rate),
-        Classifier(H_DIM, n_tags),
-        projection=ProjectionHead(H_DIM, model.embed_dim) if joint_heads else None,
+        audio,
+        Classifier(h_dim(audio), n_tags),
+        projection=ProjectionHead(h_dim(audio), model.embed_dim) if joint_heads else None,
         tag_encoder=TagEncoder(n_tags, model.embed_dim, norm=model.tag_encoder_norm) if joint_heads else None,
     )
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from jetatag.config import TrainParams
 from jetatag.data.dataset import EvalCrops
-from jetatag.models import H_DIM
+from jetatag.models import h_dim
 from jetatag.train.device import autocast, pin_memory, to_device
 from jetatag.train.validation import crop_batches
 
@@ -35,20 +35,20 @@ log = logging.getLogger(__name__)
 def embed_crops(
     extractor: nn.Module, crops: EvalCrops, *, train: TrainParams, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """h of every crop of ``crops`` on CPU, [shape=(n_clips, n_crops, 1024)] float32, and the clip tags.
+    """h of every crop of ``crops`` on CPU, [shape=(n_clips, n_crops, h_dim)] float32, and the clip tags.
 
     ``extractor`` must be in eval mode (frozen); batches hold ``train.batch_size`` crops.
     """
     clips_per_batch = max(1, train.batch_size // crops.n_crops)
     loader = DataLoader(crops, batch_size=clips_per_batch, num_workers=train.workers, pin_memory=pin_memory(device))
-    h = torch.empty(len(crops), crops.n_crops, H_DIM)
+    h = torch.empty(len(crops), crops.n_crops, h_dim(extractor))
     tags = torch.empty(len(crops), len(crops.tags))
     done = 0
     for wave, clip_tags in crop_batches(loader, device):
         b, k, length = wave.shape
         with autocast(device):
-            out = extractor(wave.reshape(b * k, length))  # (b·k, 1024)
-        h[done : done + b] = out.float().reshape(b, k, H_DIM).cpu()
+            out = extractor(wave.reshape(b * k, length))  # (b·k, h_dim)
+        h[done : done + b] = out.float().reshape(b, k, -1).cpu()
         tags[done : done + b] = clip_tags.cpu()
         done += b
     return h, tags

@@ -21,7 +21,7 @@ import torch
 from jetatag.config import Params
 from jetatag.data.dataset import EvalCrops
 from jetatag.errors import StageError
-from jetatag.models import H_DIM
+from jetatag.models import h_dim
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss
 from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, load_joint, save_tagger
@@ -78,7 +78,7 @@ def _je_tagger(stage1_path: Path, *, extractor: str, params: Params, tags: list[
         raise StageError(
             f"{stage1_path}: stage-1 checkpoint does not match this run: {'; '.join(mismatch)}; re-run stage1"
         )
-    tagger = Tagger.from_joint(joint, Classifier(H_DIM, len(tags))).freeze_extractor()
+    tagger = Tagger.from_joint(joint, Classifier(h_dim(joint.extractor), len(tags))).freeze_extractor()
     for head in (tagger.projection, tagger.tag_encoder):  # carried for retrieval, not trained here
         head.requires_grad_(False)
     return tagger
