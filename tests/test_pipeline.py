@@ -30,7 +30,7 @@ from jetatag.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
-PROFILES = ("profiles/paper.yaml", "profiles/tiny.yaml")
+PROFILES = ("profiles/paper.yaml", "profiles/authors-a21.yaml", "profiles/tiny.yaml")
 DATA_STAGES = ("synth", "download", "labels", "segment")
 
 
@@ -215,6 +215,19 @@ def test_schema_documents_every_param_with_its_default() -> None:
 def test_params_and_profiles_validate(overlay: str | None) -> None:
     files = [ROOT / "params.yaml", *([ROOT / overlay] if overlay else [])]
     jsonschema.validate(params_to_dict(load_params(files)), _schema())
+
+
+@pytest.mark.parametrize("profile", ["profiles/paper.yaml", "profiles/authors-a21.yaml"])
+def test_reproduction_profiles_set_every_training_switch(profile: str) -> None:
+    overlay = yaml.safe_load((ROOT / profile).read_text(encoding="utf-8"))
+    unset = [key for key in config.TRAINING_SWITCHES if key.split(".")[1] not in overlay.get(key.split(".")[0], {})]
+    assert not unset, f"{profile} leaves {unset} at the demo's values"
+
+
+def test_authors_a21_profile_takes_the_a21_switches() -> None:
+    params = load_params([ROOT / "params.yaml", ROOT / "profiles/authors-a21.yaml"])
+    assert (params.model.pair_loss, params.model.tag_encoder_norm, params.model.hcnn_head) == ("a21", "none", "a21")
+    assert params.train.conv_l2 == 0.0 and params.report.profile == "authors-a21"
 
 
 def test_schema_rejects_what_jetatag_rejects() -> None:

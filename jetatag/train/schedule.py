@@ -1,10 +1,11 @@
 """Training schedules: phases of (optimizer, learning rate, epochs) and the optimizer each phase uses.
 
 A schedule is the tuple of :class:`jetatag.config.Phase` from ``train.stage1_schedule`` or
-``train.stage2_schedule``. Each phase starts a fresh optimizer, as the authors' Keras code does when it
-recompiles the model between phases (so Adam moments and SGD momentum do not carry over):
-Adam, or SGD with Nesterov momentum 0.9. The L2 penalty (``train.conv_l2``) applies to the convolution weights of
-extractors that the authors regularised (Sample-CNN family, Music-SincNet).
+``train.stage2_schedule``. Each phase starts a fresh optimizer, so Adam moments and SGD momentum do not
+carry over: Adam, or SGD with Nesterov momentum 0.9. The authors' code differs (FIDELITY.md): it keeps one
+SGD object per stage whose learning rate is re-assigned, and shares one Adam between JE stages 1 and 2.
+The L2 penalty (``train.conv_l2``) applies to the convolution weights of the extractors on which the authors
+declare one (Sample-CNN family, Music-SincNet).
 """
 
 from __future__ import annotations
