@@ -1,4 +1,4 @@
-"""Models: the six feature extractors (raw waveform → h ∈ R^1024), the heads, losses and checkpoints.
+"""Models: the six feature extractors (raw waveform → h, 1024-d at paper width), the heads, losses and checkpoints.
 
 ``EXTRACTORS`` is the one registry the CLI, the pipelines and the tests enumerate, in the paper's
 Table 1 order; each class carries its paper crop length as ``paper_input_length``.
