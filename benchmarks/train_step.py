@@ -190,9 +190,22 @@ def worker(extractor: str, model: ModelParams, *, batch: int, threads: int, seed
         print(f"{1e3 * (time.perf_counter() - start):.3f}", flush=True)
 
 
+def worker_model(spec: dict[str, Any]) -> ModelParams:
+    """The worker tree's ModelParams from ``_spawn``'s JSON; keys it lacks may only hold the caller's defaults."""
+    known = {f.name for f in dataclasses.fields(ModelParams)}
+    unknown = set(spec["params"]) - known
+    if unknown - set(spec["defaults"]):
+        raise SystemExit(f"this tree's ModelParams has no {sorted(unknown - set(spec['defaults']))}: cannot build it")
+    return ModelParams(**{key: value for key, value in spec["params"].items() if key in known})
+
+
 def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namespace) -> subprocess.Popen[str]:
     """A lockstep worker importing ``jetatag`` from ``tree``."""
-    command = [sys.executable, __file__, "--worker", extractor, "--model-json", json.dumps(dataclasses.asdict(model))]
+    # the full model params, and which of them hold this tree's defaults: an older tree that lacks such a
+    # key (a switch added since) builds the same model without it
+    defaults = [f.name for f in dataclasses.fields(model) if getattr(model, f.name) == f.default]
+    model_json = json.dumps({"params": dataclasses.asdict(model), "defaults": defaults})
+    command = [sys.executable, __file__, "--worker", extractor, "--model-json", model_json]
     command += ["--batch", str(args.batch), "--threads", str(args.threads), "--seed", str(args.seed)]
     env = os.environ | {"PYTHONPATH": str(tree)}
     if not (tree / "jetatag" / "runtime.py").is_file():  # before jetatag.runtime, OpenMP threads spun
@@ -278,7 +291,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # fresh worker processes start as `jetatag` commands do
     if args.worker:
-        model = ModelParams(**json.loads(args.model_json))
+        model = worker_model(json.loads(args.model_json))
         worker(args.worker, model, batch=args.batch, threads=args.threads, seed=args.seed)
         return
 

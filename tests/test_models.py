@@ -15,7 +15,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 from jetatag.config import EXTRACTOR_IDS, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
-from jetatag.models.common import WaveConv
+from jetatag.models.common import WaveConv, segment_count
 from jetatag.models.harmonic import HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
@@ -473,6 +473,27 @@ def test_wave_conv_keeps_conv1d_parameters_and_gradients(rng: np.random.Generato
     (grad_y,) = torch.autograd.grad(y.square().sum(), conv.weight)
     (grad_ref,) = torch.autograd.grad(reference.square().sum(), conv.weight)
     assert torch.allclose(grad_y, grad_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "in_channels"),
+    [(3, 1, 1, 4), (5, 1, 2, 4), (1, 1, 0, 4), (3, 3, 0, 1), (3, 3, 0, 4), (2, 3, 0, 4)],
+)
+def test_segmented_weight_gradient_equals_the_conv1d_gradients(
+    kernel: int, stride: int, padding: int, in_channels: int, rng: np.random.Generator
+) -> None:
+    torch.manual_seed(0)
+    conv = WaveConv(in_channels, 6, kernel_size=kernel, stride=stride, padding=padding)
+    x = noise(rng, 2, in_channels, 3**7).requires_grad_()  # 2,187 samples: long enough to be cut into segments
+    rows = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    assert conv._segmentable(rows) and segment_count(rows.shape[-1], stride=stride) > 1
+    y = conv(rows)
+    reference = F.conv1d(x, conv.weight, conv.bias, stride=stride, padding=padding)
+    assert torch.allclose(y.squeeze(2), reference, atol=1e-6)
+    grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
+    expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
+    for got, want in zip(grads, expected, strict=True):  # weight (taps across cuts included), bias, input
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
 
 
 def test_classifier_can_start_at_the_tag_prior() -> None:

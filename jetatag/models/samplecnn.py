@@ -55,7 +55,10 @@ class SEGate(nn.Module):
         self.gate = nn.Linear(channels * ratio, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, 1, T)
-        s = x.mean(dim=(2, 3))  # (B, C) squeeze
+        # squeeze: the time average as a sum over the (B, 1, T, C) view of the channels-last rows, whose
+        # gradient is a broadcast in that layout; mean() over (2, 3) would write a full-size (B, C, 1, T)
+        # gradient in the other layout, and the ReLU backward shared with the max-pool then runs 4× slower
+        s = x.permute(0, 2, 3, 1).sum(dim=(1, 2)) / x.shape[-1]  # (B, C)
         s = torch.sigmoid(self.gate(F.relu(self.excite(s))))  # (B, C) excitation
         return s[:, :, None, None]  # (B, C, 1, 1)
 
