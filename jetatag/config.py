@@ -349,7 +349,13 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     raise TypeError(f"unsupported type {hint!r} in params schema at {key}")
 
 
-def param_value(params: Params, key: str) -> Any:
-    """The value of dotted params key ``key`` ("section.name")."""
-    section, name = key.split(".")
-    return getattr(getattr(params, section), name)
+def param_value(params: Mapping[str, Any], key: str) -> Any:
+    """The value of dotted ``key`` ("section.name", or a whole "section") in a params mapping.
+
+    Takes the mapping form (:func:`params_to_dict`, or a Snakemake config) so that DVC stage declarations,
+    Snakemake rules and the reports read a key the same way.
+    """
+    value: Any = params
+    for part in key.split("."):
+        value = value[part]
+    return value

@@ -371,14 +371,6 @@ def resolve_params(path: str, config: Mapping[str, Any]) -> str:
     return path
 
 
-def param_value(config: Mapping[str, Any], key: str) -> Any:
-    """The value of dotted ``key`` (a key or a whole section) in a params mapping."""
-    value: Any = config
-    for part in key.split("."):
-        value = value[part]
-    return value
-
-
 def copy_checkout(dest: Path, *, exclude: Sequence[str] = ()) -> None:
     """Copy this checkout's files (tracked, and untracked but not ignored) into ``dest``.
 

@@ -50,7 +50,7 @@ def test_every_declared_dependency_exists() -> None:
         for path in stage.code():
             assert (ROOT / path).is_file(), f"{stage.name}: source {path} does not exist"
         for key in stage.params:
-            pipeline.param_value(params, key)  # KeyError names a key missing from params.yaml
+            config.param_value(params, key)  # KeyError names a key missing from params.yaml
         used = set(re.findall(r"(?<!\$)\{(\w+)\}", " ".join([*pipeline.dep_paths(stage), stage.args])))
         fields = set(stage.wildcards) | set(stage.deps) | set(stage.outs)
         assert used <= fields, f"{stage.name}: unknown template fields {used - fields}"

@@ -11,7 +11,7 @@ from eval_fixture import TAGS, write_fake_evaluation, write_fake_figure2_stats, 
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from jetatag.config import EXTRACTOR_IDS
+from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES
 from jetatag.errors import StageError
 from jetatag.report.figure2 import DPI, PANELS, make_figure2, panel_stats, run_figure2, tsne_map, tsne_panels
 from jetatag.report.geometry import GEOMETRY_KEYS
@@ -109,7 +109,11 @@ def test_table1_rows_metrics_and_header(evaluations, extras, make_params, tmp_pa
     assert "sincnet.je.paper.pr_auc" in flat and not any(k.startswith("sincnet.je_minus_noje") for k in flat)
     old = {f"{OLD_STAGE1}.stage1.valid.{key}" for key in GEOMETRY_KEYS}
     assert all(flat[k] is None for k in old)
-    assert all(isinstance(v, float) for k, v in flat.items() if k not in old)
+    # the run's training switches, as the header shows them
+    switch_keys = {k for k in flat if k.startswith("switches.")}
+    assert switch_keys == {f"switches.{key}" for key in TRAINING_SWITCHES}
+    assert flat["switches.model.pair_loss"] == "paper" and flat["switches.train.classifier_bias"] == "zeros"
+    assert all(isinstance(v, float) for k, v in flat.items() if k not in old | switch_keys)
 
 
 def test_table1_reference_rows_and_geometry(evaluations, extras, make_params, tmp_path: Path) -> None:

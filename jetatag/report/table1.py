@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS, Params, param_value
+from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS, Params, param_value, params_to_dict
 from jetatag.errors import StageError
 from jetatag.evaluate.arrays import load_arrays
 from jetatag.evaluate.bootstrap import paired_difference
@@ -74,9 +74,15 @@ def dataset_line(evals: Evals, eval_dir: Path) -> str:
     return f"**{name}** (source `{source}`; {n_clips} test clips, {n_tags} tags)"
 
 
+def training_switches(params: Params) -> dict[str, Any]:
+    """The values of the :data:`TRAINING_SWITCHES` in this run's params, by dotted key."""
+    values = params_to_dict(params)
+    return {key: param_value(values, key) for key in TRAINING_SWITCHES}
+
+
 def switches_line(params: Params) -> str:
     """The :data:`TRAINING_SWITCHES` of this run as ``key=value`` pairs (README "Training switches")."""
-    return " · ".join(f"`{key}={_yaml_value(param_value(params, key))}`" for key in TRAINING_SWITCHES)
+    return " · ".join(f"`{key}={_yaml_value(value)}`" for key, value in training_switches(params).items())
 
 
 def _yaml_value(value: Any) -> str:
@@ -145,13 +151,15 @@ def flat_metrics(
     probe: Mapping[str, Any],
     figure2: Mapping[str, Any],
     geometry: Geometry,
-) -> dict[str, float | None]:
-    """Flat mapping for ``dvc metrics``, per extractor then the references.
+    switches: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Flat mapping for ``dvc metrics``, per extractor then the references, then the run's training switches.
 
     Keys: ``<extractor>.<variant|je_minus_noje>.<protocol>.<metric>``, ``<extractor>.stage1.valid.<key>``
-    (geometry after stage 1), ``probe.literature.{roc_auc,ap}`` and ``figure2.{base_rate,knn_agreement.<panel>}``.
+    (geometry after stage 1), ``probe.literature.{roc_auc,ap}``, ``figure2.{base_rate,knn_agreement.<panel>}``
+    and ``switches.<params key>`` (:func:`training_switches`), so a metrics diff shows what a run changed.
     """
-    flat: dict[str, float | None] = {}
+    flat: dict[str, Any] = {}
     for (extractor, variant), r in evals.items():
         prefix = f"{extractor}.{variant}"
         flat[f"{prefix}.paper.roc_auc"] = r["paper"]["roc_auc"]
@@ -175,6 +183,8 @@ def flat_metrics(
     flat["figure2.base_rate"] = figure2["base_rate"]
     for panel in PANELS:
         flat[f"figure2.knn_agreement.{panel}"] = figure2["knn_agreement"][panel]
+    for key, value in switches.items():
+        flat[f"switches.{key}"] = value
     return flat
 
 
@@ -437,5 +447,8 @@ def run_table1(
     diffs = {x: paired_differences(arrays_dir, x, evals) for x in EXTRACTOR_IDS}
     with atomic_open(out_table, "w", encoding="utf-8") as handle:
         handle.write(render_table(evals, diffs, probe=probe, figure2=figure2, geometry=geometry, header=header))
-    write_json(out_metrics, flat_metrics(evals, diffs, probe=probe, figure2=figure2, geometry=geometry))
+    flat = flat_metrics(
+        evals, diffs, probe=probe, figure2=figure2, geometry=geometry, switches=training_switches(params)
+    )
+    write_json(out_metrics, flat)
     log.info("table1: %d of %d evaluations -> %s, %s", len(evals), 2 * len(EXTRACTOR_IDS), out_table, out_metrics)

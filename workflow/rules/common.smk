@@ -15,6 +15,7 @@ from jetatag.config import (
     EXTRACTOR_IDS,
     VARIANTS,
     ParamsError,
+    param_value,
     params_from_dict,
     params_to_dict,
 )
@@ -90,7 +91,7 @@ def stage_log(name):
 def stage_params(name):
     """Wildcards (so the between-workflow cache keys on them) and the values of the params the stage reads."""
     stage = pipeline.stage(name)
-    values = {key: pipeline.param_value(PARAMS, key) for key in stage.params}
+    values = {key: param_value(PARAMS, key) for key in stage.params}
     return {
         **{w: f"{{{w}}}" for w in stage.wildcards},
         "values": json.dumps(values, sort_keys=True),
