@@ -15,7 +15,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 from jetatag.config import EXTRACTOR_IDS, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
-from jetatag.models.common import WaveConv, segment_count
+from jetatag.models.common import WaveConv, WaveDropout, segment_count
 from jetatag.models.harmonic import HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
@@ -494,6 +494,23 @@ def test_segmented_weight_gradient_equals_the_conv1d_gradients(
     expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
     for got, want in zip(grads, expected, strict=True):  # weight (taps across cuts included), bias, input
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+
+
+def test_wave_dropout_drops_at_rate_p_and_rescales(rng: np.random.Generator) -> None:
+    dropout = WaveDropout(0.2).train()
+    x = (noise(rng, 8, 16, 1, 2187).abs() + 0.1).contiguous(memory_format=torch.channels_last).requires_grad_()
+    torch.manual_seed(0)
+    y = dropout(x)
+    dropped = y == 0
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert dropped.float().mean().item() == pytest.approx(0.2, abs=0.005)  # 280k elements: 5 sd is 0.004
+    assert dropped.float().mean(dim=(0, 2, 3)).min().item() > 0.17  # every channel, not a few whole ones
+    assert torch.allclose(y[~dropped], x[~dropped] / 0.8)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(grad == 0, dropped)  # the gradient flows through the kept elements only
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x), y)  # torch's generator: the same seed, the same mask
+    assert torch.equal(dropout.eval()(x), x)
 
 
 def test_classifier_can_start_at_the_tag_prior() -> None:

@@ -26,7 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import ModelParams
-from jetatag.models.common import H_DIM, MaxPool2dSafe, MultiLevelHead, WaveConv, as_rows, keras_init, scaled
+from jetatag.models.common import (
+    H_DIM,
+    MaxPool2dSafe,
+    MultiLevelHead,
+    WaveConv,
+    WaveDropout,
+    as_rows,
+    keras_init,
+    scaled,
+)
 
 STEM_CHANNELS = 128
 BLOCK_CHANNELS = (128, 128, 256, 256, 256, 256, 256, 256, 512)
@@ -117,7 +126,7 @@ class ResBlock(nn.Module):
         self.shortcut = Shortcut(in_channels, out_channels)
         self.conv1 = WaveConv(in_channels, out_channels, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = WaveDropout(dropout)
         self.conv2 = WaveConv(out_channels, out_channels, kernel_size=3, padding=1)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.se = SEGate(out_channels) if se else None
