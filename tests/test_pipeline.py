@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -461,6 +462,41 @@ def test_dvc_repro_links_data_outputs_to_its_cache(dvc_run: DvcRun) -> None:
     for shard in shards:
         assert shard.stat().st_nlink >= 2, f"{shard} is a copy, not a link to the cache"
         assert shard.stat().st_mode & 0o222 == 0, f"{shard} is writable"
+
+
+def _experiment_rev(workspace: Path, name: str) -> str:
+    """The git revision of experiment ``name`` in ``dvc exp show``."""
+    table = json.loads(_run(["dvc", "exp", "show", "--json"], workspace, stdout_only=True))
+    revs = {rev["name"]: rev["rev"] for row in table for exp in row.get("experiments") or [] for rev in exp["revs"]}
+    assert name in revs, f"no experiment {name!r} in dvc exp show: {sorted(revs)}"
+    return revs[name]
+
+
+@pytest.mark.slow
+def test_queued_experiment_runs_its_own_code(dvc_run: DvcRun) -> None:
+    # a queued experiment runs in a temporary copy of the workspace as it was when queued: a code change
+    # queued with it must reach its outputs even after the workspace has gone back to the old code
+    ws, module = dvc_run.path, dvc_run.path / "jetatag/report/table1.py"
+    original = module.read_text(encoding="utf-8")
+    assert original.count('f"Training switches: {') == 1
+    module.write_text(original.replace('f"Training switches: {', 'f"Training switches (queued code): {'), "utf-8")
+    try:
+        _run(["dvc", "exp", "run", "--queue", "-n", "queued-code"], ws)
+    finally:
+        module.write_text(original, encoding="utf-8")
+    _run(["dvc", "queue", "start", "-j", "1"], ws)
+    deadline = time.monotonic() + 600
+    while re.search(r"\b(Queued|Running)\b", status := _run(["dvc", "queue", "status"], ws)):
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    log = _run(["dvc", "queue", "logs", "queued-code"], ws)
+    assert re.search(r"queued-code\s.*\bSuccess\b", status), status + log
+    assert _ran(log) == {"table1"}  # only the stage whose code changed
+    rev = _experiment_rev(ws, "queued-code")
+    table = _run(["git", "show", f"{rev}:reports/table1.md"], ws, stdout_only=True)
+    assert "Training switches (queued code): " in table
+    # the workspace keeps the old code, and its own outputs stay as they were
+    assert "Training switches: `" in (ws / "reports/table1.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
