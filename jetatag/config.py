@@ -23,6 +23,7 @@ EXTRACTOR_IDS = ("hcnn", "sincnet", "samplecnn", "samplecnn_se", "samplecnn_res"
 VARIANTS = ("noje", "je")
 
 TRAINING_SWITCHES = (
+    "audio.mu_law",
     "model.pair_loss",
     "model.tag_encoder_norm",
     "model.hcnn_head",
@@ -86,6 +87,7 @@ class SynthParams:
 class AudioParams:
     sample_rate: int = 16000
     peak_normalize: bool = True
+    mu_law: bool = False  # mu-law companding (mu = 255) before peak normalisation, as A21's preprocessing
     dtype: Literal["int16", "float16"] = "int16"
     shard_mb: float = 256.0
     short_clips: Literal["pad", "reject"] = "pad"

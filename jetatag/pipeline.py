@@ -174,6 +174,7 @@ STAGES: tuple[Stage, ...] = (
         params=(
             "audio.sample_rate",
             "audio.peak_normalize",
+            "audio.mu_law",
             "audio.dtype",
             "audio.shard_mb",
             "audio.short_clips",

@@ -31,6 +31,7 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"audio": {"workers": "two"}}, "audio.workers: must be an integer"),
         ({"audio": {"workers": 1.5}}, "audio.workers: must be an integer"),
         ({"audio": {"peak_normalize": "yes"}}, "audio.peak_normalize: must be true or false"),
+        ({"audio": {"mu_law": "a21"}}, "audio.mu_law: must be true or false"),
         ({"audio": {"short_clips": "crop"}}, "audio.short_clips: must be one of pad, reject"),
         ({"audio": {"dtype": "int8"}}, "audio.dtype: must be one of"),
         ({"audio": {"sample_rate": 100}}, "audio.sample_rate: must be within"),
