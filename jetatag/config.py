@@ -29,6 +29,7 @@ TRAINING_SWITCHES = (
     "model.hcnn_head",
     "train.pair_target",
     "train.classifier_bias",
+    "train.optimizer_state",
     "train.conv_l2",
     "train.je_embedding_cache",
 )
@@ -44,6 +45,10 @@ TagEncoderNorm = Literal["layernorm", "none"]
 
 HcnnHead = Literal["dense", "a21"]
 """``model.hcnn_head``: Harmonic-CNN's pooled blocks 5-7 then Dense → BN → ReLU (jetatag) or taken as h (A21, A22)."""
+
+OptimizerState = Literal["fresh", "carry"]
+"""``train.optimizer_state``: a fresh optimizer per schedule phase (jetatag), or consecutive phases of one optimizer
+kind share it and only change its learning rate (A21, A22: SGD momentum carries across the drops)."""
 
 
 class ParamsError(ValueError):
@@ -155,6 +160,7 @@ class TrainParams:
     classifier_bias: Literal["zeros", "prior"] = "zeros"
     je_embedding_cache: bool = True
     je_cache_crops: int = 16
+    optimizer_state: OptimizerState = "fresh"
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
     stage2_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
 

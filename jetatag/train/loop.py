@@ -29,7 +29,7 @@ from jetatag.errors import StageError
 from jetatag.progress import progress
 from jetatag.train.device import autocast, pin_memory, to_device
 from jetatag.train.resume import ResumeState, clear_resume, load_resume, resume_path, save_resume
-from jetatag.train.schedule import make_optimizer, param_groups, phase_index, total_epochs
+from jetatag.train.schedule import make_optimizer, optimizer_runs, param_groups, phase_index, set_lr, total_epochs
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +139,15 @@ def fit(
             f"{task.name}: the train split has {len(train_set)} clips, fewer than train.batch_size {train.batch_size}"
         )
 
-    start, history, optimizer, optimizer_phase = 0, [], None, -1
+    runs = optimizer_runs(phases, train.optimizer_state)  # phase → the phase whose optimizer it uses
+    start, history, optimizer, optimizer_run, phase_started = 0, [], None, -1, -1
     state = load_resume(resume_file, expected_fingerprint=fingerprint, map_location=device)
     if state is not None:
         task.model.load_state_dict(state.model)
         start, history = state.epochs_done, state.history
-        if start < n_epochs and phase_index(phases, start) == state.phase:
-            optimizer_phase = state.phase
-            optimizer = make_optimizer(phases[optimizer_phase], groups)
+        if start < n_epochs and runs[phase_index(phases, start)] == runs[state.phase]:
+            optimizer_run = runs[state.phase]
+            optimizer = make_optimizer(phases[state.phase], groups)
             optimizer.load_state_dict(state.optimizer)
         log.info("%s: resuming after epoch %d of %d from %s", task.name, start, n_epochs, resume_file)
 
@@ -157,8 +158,11 @@ def fit(
         for epoch in range(start, n_epochs):
             index = phase_index(phases, epoch)
             phase = phases[index]
-            if index != optimizer_phase:
-                optimizer, optimizer_phase = make_optimizer(phase, groups), index
+            if index != phase_started:
+                if runs[index] != optimizer_run:
+                    optimizer, optimizer_run = make_optimizer(phase, groups), runs[index]
+                set_lr(optimizer, phase.lr)  # a carried optimizer keeps its momentum / moments at the new rate
+                phase_started = index
                 log.info(
                     "%s: phase %d from epoch %d: %s lr %g", task.name, index + 1, epoch + 1, phase.optimizer, phase.lr
                 )
