@@ -30,6 +30,7 @@ TRAINING_SWITCHES = (
     "train.pair_target",
     "train.classifier_bias",
     "train.optimizer_state",
+    "train.batch_order",
     "train.conv_l2",
     "train.je_embedding_cache",
 )
@@ -45,6 +46,10 @@ TagEncoderNorm = Literal["layernorm", "none"]
 
 HcnnHead = Literal["dense", "a21"]
 """``model.hcnn_head``: Harmonic-CNN's pooled blocks 5-7 then Dense → BN → ReLU (jetatag) or taken as h (A21, A22)."""
+
+BatchOrder = Literal["shuffled", "annotation"]
+"""``train.batch_order``: training batches shuffled each epoch, dropping the last partial batch (jetatag), or in
+annotation-row order keeping it (A21, A22: no shuffling)."""
 
 OptimizerState = Literal["fresh", "carry"]
 """``train.optimizer_state``: a fresh optimizer per schedule phase (jetatag), or consecutive phases of one optimizer
@@ -161,6 +166,7 @@ class TrainParams:
     je_embedding_cache: bool = True
     je_cache_crops: int = 16
     optimizer_state: OptimizerState = "fresh"
+    batch_order: BatchOrder = "shuffled"
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
     stage2_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
 

@@ -364,6 +364,22 @@ def test_a_run_resumed_inside_a_carried_sgd_run_ends_like_an_uninterrupted_one(
 # --- units --------------------------------------------------------------------------------------
 
 
+def _batches(n_items: int, batch_order: str) -> list[list[int]]:
+    """Item indices of each training batch a loader of ``n_items`` draws under ``train.batch_order``."""
+    dataset = torch.utils.data.TensorDataset(torch.arange(n_items))
+    train = tiny_params(batch_order=batch_order).train
+    generator = torch.Generator().manual_seed(0)
+    loader = loop.make_loader(dataset, batch_size=4, train=train, device=torch.device("cpu"), generator=generator)
+    return [batch.tolist() for (batch,) in loader]
+
+
+def test_annotation_batch_order_keeps_dataset_order_and_the_last_partial_batch() -> None:
+    assert _batches(10, "annotation") == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert _batches(9, "annotation") == [[0, 1, 2, 3], [4, 5, 6, 7]]  # a last batch of one cannot pass BatchNorm
+    shuffled = _batches(10, "shuffled")
+    assert [len(b) for b in shuffled] == [4, 4] and sum(shuffled, []) != list(range(8))  # permuted, ragged end dropped
+
+
 def test_optimizer_runs_share_consecutive_phases_of_one_kind_only_when_carried() -> None:
     phases = (Phase("adam", 1e-4, 2), Phase("sgd", 1e-3, 1), Phase("sgd", 1e-4, 1), Phase("sgd", 1e-5, 1))
     assert optimizer_runs(phases, "fresh") == [0, 1, 2, 3]

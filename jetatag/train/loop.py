@@ -76,18 +76,24 @@ def make_loader(
     device: torch.device,
     generator: torch.Generator | None = None,
 ) -> DataLoader:
-    """A DataLoader with the run's worker count and pinning; shuffled (dropping the last partial batch) iff seeded.
+    """A DataLoader with the run's worker count and pinning; a training loader (seeded by ``generator``) in
+    ``train.batch_order``, an evaluation loader (no generator) in dataset order with every item.
 
-    Dropping the ragged last batch keeps a batch of one from reaching BatchNorm in training mode; the
-    clips it holds change from epoch to epoch, so over the run every clip is seen.
+    ``shuffled`` drops the ragged last batch, which keeps a batch of one from reaching BatchNorm in training
+    mode; the clips it holds change from epoch to epoch, so over the run every clip is seen. ``annotation``
+    (A21) keeps it, unless it would hold a single clip: that clip is then never trained on.
     """
-    shuffle = generator is not None
+    training = generator is not None
+    shuffle = training and train.batch_order == "shuffled"
+    lone_last = training and not shuffle and len(dataset) % batch_size == 1 and batch_size > 1
+    if lone_last:
+        log.warning("train.batch_order annotation: the last clip would form a batch of one (BatchNorm); dropped")
     # workers are not persistent: each epoch's fresh workers get a copy of the dataset after set_epoch()
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
-        drop_last=shuffle,
+        drop_last=shuffle or lone_last,
         num_workers=train.workers,
         pin_memory=pin_memory(device),
         generator=generator,
