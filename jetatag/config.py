@@ -47,6 +47,10 @@ TagEncoderNorm = Literal["layernorm", "none"]
 HcnnHead = Literal["dense", "a21"]
 """``model.hcnn_head``: Harmonic-CNN's pooled blocks 5-7 then Dense → BN → ReLU (jetatag) or taken as h (A21, A22)."""
 
+SeSqueeze = Literal["block", "pooled"]
+"""Where Sample-CNN +SE's gate squeezes: the block's output before MaxPool (jetatag, Kim et al.) or the pooled
+output (A21, A22: ``se_block`` gates ``basic_block``, which ends in MaxPool). Both gate the pooled output."""
+
 BatchOrder = Literal["shuffled", "annotation"]
 """``train.batch_order``: training batches shuffled each epoch, dropping the last partial batch (jetatag), or in
 annotation-row order keeping it (A21, A22: no shuffling)."""

@@ -15,10 +15,11 @@ from sklearn.metrics.pairwise import cosine_similarity
 from jetatag.config import EXTRACTOR_IDS, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
-from jetatag.models.common import WaveConv, WaveDropout, segment_count
+from jetatag.models.common import WaveConv, WaveDropout, as_rows, segment_count
 from jetatag.models.harmonic import HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
+from jetatag.models.samplecnn import SEBlock
 from jetatag.models.sinc import SincConv
 from jetatag.models.tagger import (
     FORMAT_VERSION,
@@ -460,6 +461,25 @@ def test_channels_last_extractors_compute_the_conv1d_formulation(name: str, rng:
         else:
             expected = reference_sample_cnn(model, wave.unsqueeze(1))
         assert torch.allclose(model(wave), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("squeeze", ["block", "pooled"])
+def test_se_block_squeezes_the_block_output_or_the_pooled_output(squeeze: str, rng: np.random.Generator) -> None:
+    torch.manual_seed(0)
+    block = SEBlock(4, 6, squeeze=squeeze).eval()
+    block.bn.running_mean.uniform_(-0.5, 0.5)
+    x = noise(rng, 2, 4 * 81).reshape(2, 4, 81)  # (B, C_in, T)
+    with torch.no_grad():
+        got = block(as_rows(x)).squeeze(2)  # (B, C_out, T // 3)
+        y = F.relu(_bn(block.bn, _conv1d(block.conv, x)))  # (B, C_out, T)
+        pooled = F.max_pool1d(y, 3)  # (B, C_out, T // 3)
+        source = pooled if squeeze == "pooled" else y  # A21 squeezes the pooled output
+        gate = torch.sigmoid(block.se.gate(F.relu(block.se.excite(source.mean(dim=-1)))))  # (B, C_out)
+        other = y if squeeze == "pooled" else pooled
+        other_gate = torch.sigmoid(block.se.gate(F.relu(block.se.excite(other.mean(dim=-1)))))
+    assert got.shape == (2, 6, 27)
+    assert torch.allclose(got, pooled * gate.unsqueeze(-1), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, pooled * other_gate.unsqueeze(-1), rtol=1e-3, atol=1e-4)
 
 
 def test_wave_conv_keeps_conv1d_parameters_and_gradients(rng: np.random.Generator) -> None:
