@@ -27,6 +27,7 @@ TRAINING_SWITCHES = (
     "model.pair_loss",
     "model.tag_encoder_norm",
     "model.hcnn_head",
+    "model.sinc_design",
     "train.pair_target",
     "train.classifier_bias",
     "train.optimizer_state",
@@ -50,6 +51,10 @@ HcnnHead = Literal["dense", "a21"]
 SeSqueeze = Literal["block", "pooled"]
 """Where Sample-CNN +SE's gate squeezes: the block's output before MaxPool (jetatag, Kim et al.) or the pooled
 output (A21, A22: ``se_block`` gates ``basic_block``, which ends in MaxPool). Both gate the pooled output."""
+
+SincDesign = Literal["jetatag", "a21"]
+"""``model.sinc_design``: Music-SincNet's learnable sinc filters designed at the audio's rate, then BN → ReLU
+(jetatag, the Music-SincNet paper's code), or A21's: fixed, designed for 22,050 Hz with a sinc lacking π, no BN/ReLU."""
 
 BatchOrder = Literal["shuffled", "annotation"]
 """``train.batch_order``: training batches shuffled each epoch, dropping the last partial batch (jetatag), or in
@@ -125,6 +130,7 @@ class ModelParams:
     margin: float = 0.4  # margin of the "a22" and "contrastive" pair losses
     tag_encoder_norm: TagEncoderNorm = "layernorm"
     hcnn_head: HcnnHead = "dense"
+    sinc_design: SincDesign = "jetatag"
 
     def validate(self) -> None:
         _check(0 < self.width <= 4, "model.width", "must be in (0, 4]")
