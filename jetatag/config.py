@@ -23,11 +23,15 @@ EXTRACTOR_IDS = ("hcnn", "sincnet", "samplecnn", "samplecnn_se", "samplecnn_res"
 VARIANTS = ("noje", "je")
 
 TRAINING_SWITCHES = (
+    "audio.mu_law",
     "model.pair_loss",
     "model.tag_encoder_norm",
     "model.hcnn_head",
+    "model.sinc_design",
     "train.pair_target",
     "train.classifier_bias",
+    "train.optimizer_state",
+    "train.batch_order",
     "train.conv_l2",
     "train.je_embedding_cache",
 )
@@ -43,6 +47,22 @@ TagEncoderNorm = Literal["layernorm", "none"]
 
 HcnnHead = Literal["dense", "a21"]
 """``model.hcnn_head``: Harmonic-CNN's pooled blocks 5-7 then Dense → BN → ReLU (jetatag) or taken as h (A21, A22)."""
+
+SeSqueeze = Literal["block", "pooled"]
+"""Where Sample-CNN +SE's gate squeezes: the block's output before MaxPool (jetatag, Kim et al.) or the pooled
+output (A21, A22: ``se_block`` gates ``basic_block``, which ends in MaxPool). Both gate the pooled output."""
+
+SincDesign = Literal["jetatag", "a21"]
+"""``model.sinc_design``: Music-SincNet's learnable sinc filters designed at the audio's rate, then BN → ReLU
+(jetatag, the Music-SincNet paper's code), or A21's: fixed, designed for 22,050 Hz with a sinc lacking π, no BN/ReLU."""
+
+BatchOrder = Literal["shuffled", "annotation"]
+"""``train.batch_order``: training batches shuffled each epoch, dropping the last partial batch (jetatag), or in
+annotation-row order keeping it (A21, A22: no shuffling)."""
+
+OptimizerState = Literal["fresh", "carry"]
+"""``train.optimizer_state``: a fresh optimizer per schedule phase (jetatag), or consecutive phases of one optimizer
+kind share it and only change its learning rate (A21, A22: SGD momentum carries across the drops)."""
 
 
 class ParamsError(ValueError):
@@ -86,6 +106,7 @@ class SynthParams:
 class AudioParams:
     sample_rate: int = 16000
     peak_normalize: bool = True
+    mu_law: bool = False  # mu-law companding (mu = 255) before peak normalisation, as A21's preprocessing
     dtype: Literal["int16", "float16"] = "int16"
     shard_mb: float = 256.0
     short_clips: Literal["pad", "reject"] = "pad"
@@ -109,6 +130,7 @@ class ModelParams:
     margin: float = 0.4  # margin of the "a22" and "contrastive" pair losses
     tag_encoder_norm: TagEncoderNorm = "layernorm"
     hcnn_head: HcnnHead = "dense"
+    sinc_design: SincDesign = "jetatag"
 
     def validate(self) -> None:
         _check(0 < self.width <= 4, "model.width", "must be in (0, 4]")
@@ -153,6 +175,8 @@ class TrainParams:
     classifier_bias: Literal["zeros", "prior"] = "zeros"
     je_embedding_cache: bool = True
     je_cache_crops: int = 16
+    optimizer_state: OptimizerState = "fresh"
+    batch_order: BatchOrder = "shuffled"
     stage1_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
     stage2_schedule: tuple[Phase, ...] = (Phase("adam", 1e-3, 4), Phase("sgd", 1e-3, 1))
 

@@ -130,7 +130,14 @@ def params_args(paths: Sequence[str]) -> str:
 
 _X = {"extractor": EXTRACTOR_IDS}
 _XV = {"extractor": EXTRACTOR_IDS, "variant": VARIANTS}
-_TRAIN = ("train.batch_size", "train.seed", "train.conv_l2", "train.valid_crops")
+_TRAIN = (
+    "train.batch_size",
+    "train.seed",
+    "train.conv_l2",
+    "train.valid_crops",
+    "train.optimizer_state",
+    "train.batch_order",
+)
 
 STAGES: tuple[Stage, ...] = (
     Stage(
@@ -174,6 +181,7 @@ STAGES: tuple[Stage, ...] = (
         params=(
             "audio.sample_rate",
             "audio.peak_normalize",
+            "audio.mu_law",
             "audio.dtype",
             "audio.shard_mb",
             "audio.short_clips",

@@ -31,6 +31,7 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"audio": {"workers": "two"}}, "audio.workers: must be an integer"),
         ({"audio": {"workers": 1.5}}, "audio.workers: must be an integer"),
         ({"audio": {"peak_normalize": "yes"}}, "audio.peak_normalize: must be true or false"),
+        ({"audio": {"mu_law": "a21"}}, "audio.mu_law: must be true or false"),
         ({"audio": {"short_clips": "crop"}}, "audio.short_clips: must be one of pad, reject"),
         ({"audio": {"dtype": "int8"}}, "audio.dtype: must be one of"),
         ({"audio": {"sample_rate": 100}}, "audio.sample_rate: must be within"),
@@ -49,6 +50,9 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"model": {"pair_loss": "cosine"}}, "model.pair_loss: must be one of paper, a21, a22, contrastive"),
         ({"model": {"tag_encoder_norm": "batchnorm"}}, "model.tag_encoder_norm: must be one of layernorm, none"),
         ({"model": {"hcnn_head": "a22"}}, "model.hcnn_head: must be one of dense, a21"),
+        ({"model": {"sinc_design": "a22"}}, "model.sinc_design: must be one of jetatag, a21"),
+        ({"train": {"optimizer_state": "shared"}}, "train.optimizer_state: must be one of fresh, carry"),
+        ({"train": {"batch_order": "sorted"}}, "train.batch_order: must be one of shuffled, annotation"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path: Path, override: dict, message: str):

@@ -12,14 +12,15 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics.pairwise import cosine_similarity
 
-from jetatag.config import EXTRACTOR_IDS, HcnnHead, ModelParams, TagEncoderNorm, load_params
+from jetatag.config import EXTRACTOR_IDS, HcnnHead, ModelParams, SincDesign, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
-from jetatag.models.common import WaveConv, WaveDropout, segment_count
+from jetatag.models.common import WaveConv, WaveDropout, as_rows, segment_count
 from jetatag.models.harmonic import HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
-from jetatag.models.sinc import SincConv
+from jetatag.models.samplecnn import SEBlock
+from jetatag.models.sinc import SincConv, a21_filters
 from jetatag.models.tagger import (
     FORMAT_VERSION,
     Tagger,
@@ -207,6 +208,51 @@ def test_sinc_convolution_equals_direct_convolution(rng: np.random.Generator) ->
             np.testing.assert_allclose(out[b, f], np.convolve(wave[b].numpy(), h[f], mode="same"), atol=1e-4)
 
 
+def test_a21_sinc_filters_are_the_pi_less_22050_hz_design() -> None:
+    taps, rate = 101, 22050
+    bank = a21_filters(n_filters=4, n_taps=taps)
+    mel = np.linspace(80, 2595 * np.log10(1 + (rate / 2) / 700), 4)  # independent HTK mel grid
+    centres = 700 * (10 ** (mel / 2595) - 1)
+    b1, b2 = np.array([30.0, *centres[:-1]]), np.array([*centres[1:], rate / 2 - 100])  # A21 modules.py:379-382
+    low = b1 + 50  # :390, in design Hz
+    high = low + np.abs(b2 - b1) + 50  # :391-393
+    k = np.arange(1, taps // 2 + 1)
+
+    def low_pass(f: float) -> np.ndarray:  # :445-450, sin(2 f t) / (2 f t) at t = k / rate: no π
+        right = np.sin(2 * f * k / rate) / (2 * f * k / rate)
+        return 2 * f / (10 * rate) * np.concatenate([right[::-1], [1.0], right])
+
+    window = 0.54 - 0.46 * np.cos(2 * np.pi * np.linspace(0, taps, taps) / taps)  # :396-397
+    for i in range(4):
+        band_pass = low_pass(high[i]) - low_pass(low[i])
+        np.testing.assert_allclose(bank[i], band_pass / band_pass.max() * window, rtol=1e-9, atol=1e-12)
+
+
+def test_a21_sinc_bank_spans_about_28_hz_to_2_5_khz_at_16_khz() -> None:
+    bank = a21_filters(n_filters=256, n_taps=2501)  # paper size
+    n_fft = 1 << 17
+    gain = np.abs(np.fft.rfft(bank, n=n_fft, axis=-1))  # (256, n_fft/2 + 1)
+    hz = np.fft.rfftfreq(n_fft, d=1 / 16000)
+    peaks = hz[gain.argmax(axis=1)]  # (256,) each filter's centre at 16 kHz
+    assert 25 < peaks[0] < 31 and 2500 < peaks.max() < 2600  # measured 27.7 Hz and 2,557 Hz
+    envelope = gain.max(axis=0)
+    passband = hz[envelope >= envelope.max() / np.sqrt(2)]
+    assert 20 < passband.min() < 25 and 2500 < passband.max() < 2600  # measured 22.1 Hz to 2,543 Hz (-3 dB)
+    assert envelope[hz > 3000].max() < envelope.max() * 1e-3  # nothing above 3 kHz: -75 dB measured
+
+
+def test_a21_sinc_filters_receive_no_gradient(rng: np.random.Generator) -> None:
+    model = build_extractor("sincnet", ModelParams(width=0.0625, sinc_taps=63, sinc_design="a21"), sample_rate=SR)
+    assert list(model.frontend.parameters()) == []  # no learnable cut-offs, no BatchNorm after the bank
+    learnable = build_extractor("sincnet", ModelParams(width=0.0625, sinc_taps=63), sample_rate=SR)
+    n_filters = learnable.frontend.sinc.n_filters
+    n_params = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in learnable.parameters()) - n_params == 4 * n_filters  # cut-offs + BN affine
+    model(noise(rng, 2, 3**10)).square().sum().backward()
+    assert model.frontend.sinc.bank.grad is None and not model.frontend.sinc.bank.requires_grad
+    assert all(p.grad is not None for p in model.parameters())
+
+
 # --- heads and losses ---------------------------------------------------------------------------
 
 
@@ -345,11 +391,14 @@ def _meta(model: ModelParams, *, extractor: str = "sincnet", variant: str = "je"
     )
 
 
-@pytest.mark.parametrize(("extractor", "joint"), [("sincnet", True), ("hcnn", False)])
+@pytest.mark.parametrize(
+    ("extractor", "joint", "sinc_design"),
+    [("sincnet", True, "jetatag"), ("sincnet", False, "a21"), ("hcnn", False, "jetatag")],
+)
 def test_checkpoint_round_trip_gives_identical_outputs(
-    extractor: str, joint: bool, tmp_path: Path, rng: np.random.Generator
+    extractor: str, joint: bool, sinc_design: SincDesign, tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    model = ModelParams(width=0.0625, sinc_taps=63)
+    model = ModelParams(width=0.0625, sinc_taps=63, sinc_design=sinc_design)
     tagger = build_tagger(extractor, model, n_tags=3, sample_rate=SR, joint_heads=joint)
     tagger(noise(rng, 4, SHORT))  # move BN statistics off their init
     tagger.eval()
@@ -460,6 +509,25 @@ def test_channels_last_extractors_compute_the_conv1d_formulation(name: str, rng:
         else:
             expected = reference_sample_cnn(model, wave.unsqueeze(1))
         assert torch.allclose(model(wave), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("squeeze", ["block", "pooled"])
+def test_se_block_squeezes_the_block_output_or_the_pooled_output(squeeze: str, rng: np.random.Generator) -> None:
+    torch.manual_seed(0)
+    block = SEBlock(4, 6, squeeze=squeeze).eval()
+    block.bn.running_mean.uniform_(-0.5, 0.5)
+    x = noise(rng, 2, 4 * 81).reshape(2, 4, 81)  # (B, C_in, T)
+    with torch.no_grad():
+        got = block(as_rows(x)).squeeze(2)  # (B, C_out, T // 3)
+        y = F.relu(_bn(block.bn, _conv1d(block.conv, x)))  # (B, C_out, T)
+        pooled = F.max_pool1d(y, 3)  # (B, C_out, T // 3)
+        source = pooled if squeeze == "pooled" else y  # A21 squeezes the pooled output
+        gate = torch.sigmoid(block.se.gate(F.relu(block.se.excite(source.mean(dim=-1)))))  # (B, C_out)
+        other = y if squeeze == "pooled" else pooled
+        other_gate = torch.sigmoid(block.se.gate(F.relu(block.se.excite(other.mean(dim=-1)))))
+    assert got.shape == (2, 6, 27)
+    assert torch.allclose(got, pooled * gate.unsqueeze(-1), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, pooled * other_gate.unsqueeze(-1), rtol=1e-3, atol=1e-4)
 
 
 def test_wave_conv_keeps_conv1d_parameters_and_gradients(rng: np.random.Generator) -> None:

@@ -73,7 +73,7 @@ def test_table1_rows_metrics_and_header(evaluations, extras, make_params, tmp_pa
     assert "**synthetic**" in header and "80 test clips" in header and "profile: **demo**" in header
     assert "git revision: `" in header
     switches = text.splitlines()[4]
-    assert switches.startswith("Training switches: `model.pair_loss=paper`")
+    assert switches.startswith("Training switches: `audio.mu_law=false` · `model.pair_loss=paper`")
     assert "`train.classifier_bias=zeros`" in switches and "`train.je_embedding_cache=true`" in switches
     assert "Missing evaluations: sincnet-noje, samplecnn_se-noje" in text
 

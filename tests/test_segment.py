@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ import soxr
 from mirror_fixture import TinyData, tiny_data, write_raw
 
 from jetatag.data.labels import load_labels, run_labels
-from jetatag.data.segment import estimated_samples, plan_shards, run_segment
+from jetatag.data.segment import MU, estimated_samples, mu_law_compress, plan_shards, run_segment
 from jetatag.data.shards import INT16_SCALE, shard_name, to_float
 from jetatag.errors import StageError
 
@@ -65,6 +66,34 @@ def test_resampling_and_float16(tmp_path: Path, tiny: tuple[Path, TinyData], tin
     want = reference(raw / "mp3" / row["mp3_path"], 22050)
     assert len(got) == len(want)
     np.testing.assert_allclose(got.astype(np.float64), want, atol=2e-3)  # float16 precision (and soxr quality)
+
+
+def test_mu_law_is_a21s_formula_and_librosa_expands_it() -> None:
+    x = np.array([-1.0, -0.5, -1e-3, 0.0, 2e-4, 0.1, 0.9, 1.0], dtype=np.float32)
+    want = np.sign(x) * np.log(1 + MU * np.abs(x)) / np.log(1 + MU)  # A21 preprocessing/preprocess.py:9-11
+    got = mu_law_compress(x.copy())
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got, librosa.mu_compress(x, mu=MU, quantize=False), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(librosa.mu_expand(got, mu=MU, quantize=False), x, rtol=1e-5, atol=1e-7)
+    overshoot = mu_law_compress(np.array([1.25, -1.25], dtype=np.float32))  # a decoded mp3 may exceed full scale
+    np.testing.assert_allclose(overshoot, [np.log1p(MU * 1.25) / np.log1p(MU), -np.log1p(MU * 1.25) / np.log1p(MU)])
+
+
+def test_mu_law_segment_compands_before_the_peak(
+    tmp_path: Path, tiny: tuple[Path, TinyData], tiny_labels: Path, make_params
+):
+    raw, _ = tiny
+    params = make_params({"data": {"n_tags": 10}, "audio": {"mu_law": True, "dtype": "float16", "workers": 1}})
+    run_segment(params, labels_dir=tiny_labels, raw_dir=raw, out_dir=tmp_path)
+    assert json.loads((tmp_path / "meta.json").read_text())["mu_law"] is True
+    row = pd.read_parquet(tmp_path / "index.parquet").iloc[0]
+    wave, rate = sf.read(raw / "mp3" / row["mp3_path"], dtype="float64", always_2d=True)
+    mono = soxr.resample(wave.mean(axis=1), rate, 16000) if rate != 16000 else wave.mean(axis=1)
+    companded = np.sign(mono) * np.log1p(MU * np.abs(mono)) / np.log1p(MU)
+    want = companded / np.abs(companded).max()  # A21: mu-law, then x / max|x|
+    got = stored_clip(tmp_path, row).astype(np.float64)
+    assert len(got) == len(want)
+    np.testing.assert_allclose(got, want, atol=2e-3)  # float16 precision (and soxr quality)
 
 
 def test_output_does_not_depend_on_worker_count(

@@ -34,7 +34,7 @@ CROP = 40000  # 2.5 s: the 2-second test file is shorter than one crop
 TAGS = ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock"]
 
 
-def _save_model(path: Path, *, variant: str, seed: int, peak_normalize: bool = True) -> Path:
+def _save_model(path: Path, *, variant: str, seed: int, peak_normalize: bool = True, mu_law: bool = False) -> Path:
     """A random-init tiny tagger checkpoint (je ones carry projection head and tag encoder)."""
     torch.manual_seed(seed)
     model = ModelParams(width=0.03125, hcnn_crop_samples=CROP)
@@ -47,6 +47,7 @@ def _save_model(path: Path, *, variant: str, seed: int, peak_normalize: bool = T
         crop_samples=CROP,
         model=dataclasses.asdict(model),
         peak_normalize=peak_normalize,
+        mu_law=mu_law,
     )
     save_tagger(path, tagger, meta=meta)
     return path
@@ -81,13 +82,20 @@ def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _probs_by_hand(
-    model_path: Path, path: Path, *, crop_starts_: list[int], pad_to: int | None = None, normalize: bool = True
+    model_path: Path,
+    path: Path,
+    *,
+    crop_starts_: list[int],
+    pad_to: int | None = None,
+    normalize: bool = True,
+    mu_law: bool = False,
 ) -> np.ndarray:
     """Mean sigmoid of the checkpoint's logits over the given crops, computed without the tagging code."""
     tagger, _ = load_tagger(model_path)
     wave, rate = sf.read(path, dtype="float32", always_2d=True)
     assert rate == SR
     x = wave.mean(axis=1)
+    x = np.sign(x) * np.log1p(255 * np.abs(x)) / np.log1p(255) if mu_law else x
     x = x / np.abs(x).max() if normalize else x
     if pad_to is not None:
         x = np.concatenate([x, np.zeros(pad_to - x.size, np.float32)])
@@ -263,6 +271,28 @@ def test_tag_feeds_raw_levels_to_a_model_trained_without_peak_normalisation(
     assert len(rows) == len(TAGS)
     for row in rows:
         assert float(row["score"]) == pytest.approx(raw[TAGS.index(row["tag"])], abs=2e-6)
+
+
+def test_tag_compands_for_a_model_trained_on_mu_law_shards(
+    music: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _save_model(tmp_path / "mu.pt", variant="noje", seed=3, mu_law=True)
+    assert load_tagger(model)[1].mu_law is True
+    tone, starts = music / "tone.wav", [0, CROP, 6 * SR - CROP]
+    assert main(["tag", str(tone), "--model", str(model), "--format", "csv", "--top-k", str(len(TAGS))]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    companded = _probs_by_hand(model, tone, crop_starts_=starts, mu_law=True)
+    assert not np.allclose(companded, _probs_by_hand(model, tone, crop_starts_=starts), atol=1e-4)
+    for row in rows:
+        assert float(row["score"]) == pytest.approx(companded[TAGS.index(row["tag"])], abs=2e-6)
+
+
+def test_checkpoint_without_mu_law_loads_as_not_companded(tmp_path: Path) -> None:
+    path = _save_model(tmp_path / "old.pt", variant="noje", seed=4)
+    checkpoint = torch.load(path, weights_only=False)
+    del checkpoint["meta"]["mu_law"]  # written before audio.mu_law existed
+    torch.save(checkpoint, path)
+    assert load_tagger(path)[1].mu_law is False
 
 
 def test_tag_table_and_hop(je_model: Path, music: Path, capsys: pytest.CaptureFixture[str]) -> None:

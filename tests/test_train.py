@@ -36,7 +36,7 @@ from jetatag.train.resume import (
     run_fingerprint,
     save_resume,
 )
-from jetatag.train.schedule import make_optimizer, param_groups, phase_index, total_epochs
+from jetatag.train.schedule import make_optimizer, optimizer_runs, param_groups, phase_index, total_epochs
 from jetatag.train.stage1 import run_stage1
 from jetatag.train.stage2 import run_stage2
 from jetatag.train.validation import macro_roc_auc
@@ -294,7 +294,97 @@ def test_schedule_switches_to_a_fresh_optimizer_at_each_phase(
     assert read_tsv(tmp_path / "live/plots/metrics/lr.tsv") == [1e-3, 1e-3, 1e-2, 1e-4]
 
 
+def _momentum(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """Copies of an SGD optimizer's momentum buffers (none before its first step)."""
+    return [s["momentum_buffer"].clone() for s in optimizer.state.values() if "momentum_buffer" in s]
+
+
+@pytest.mark.parametrize("optimizer_state", ["fresh", "carry"])
+def test_sgd_momentum_survives_a_learning_rate_drop_only_when_carried(
+    optimizer_state: str, trained: Path, audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epochs: list[tuple[torch.optim.Optimizer, list[torch.Tensor], list[torch.Tensor]]] = []
+    train_epoch = loop._train_epoch
+
+    def spy(task: loop.Task, loader: Any, optimizer: torch.optim.Optimizer, *args: Any, **kw: Any) -> Any:
+        before = _momentum(optimizer)
+        result = train_epoch(task, loader, optimizer, *args, **kw)
+        epochs.append((optimizer, before, _momentum(optimizer)))
+        return result
+
+    monkeypatch.setattr(loop, "_train_epoch", spy)
+    schedule = [{"optimizer": "sgd", "lr": 1e-2, "epochs": 1}, {"optimizer": "sgd", "lr": 1e-3, "epochs": 1}]
+    run_stage2(
+        tiny_params(stage2_schedule=schedule, optimizer_state=optimizer_state),
+        extractor="hcnn",
+        variant="je",
+        audio_dir=audio,
+        stage1_path=trained / "je/stage1.pt",
+        out_path=tmp_path / "model.pt",
+        live_dir=tmp_path / "live",
+    )
+    (first, _, after_drop_1), (second, before_2, _) = epochs
+    assert [g["lr"] for g in second.param_groups] == [1e-3] * len(second.param_groups)
+    if optimizer_state == "carry":
+        assert second is first and len(before_2) == len(after_drop_1) > 0
+        assert all(torch.equal(a, b) for a, b in zip(before_2, after_drop_1, strict=True))  # the same momentum
+    else:
+        assert second is not first and before_2 == []  # a fresh SGD: momentum starts from zero
+
+
+def test_a_run_resumed_inside_a_carried_sgd_run_ends_like_an_uninterrupted_one(
+    audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedule = [{"optimizer": "sgd", "lr": 1e-2, "epochs": 1}, {"optimizer": "sgd", "lr": 1e-3, "epochs": 1}]
+    params = tiny_params(stage2_schedule=schedule, optimizer_state="carry")
+    train_epoch, calls = loop._train_epoch, []
+
+    def dies_in_the_second_epoch(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # after epoch 1's resume file, before epoch 2 steps
+        return train_epoch(*args, **kw)
+
+    def run(out: Path) -> None:
+        run_stage2(params, extractor="hcnn", variant="noje", audio_dir=audio, stage1_path=None, out_path=out,
+                   live_dir=out.parent / "live")  # fmt: skip
+
+    monkeypatch.setattr(loop, "_train_epoch", dies_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed/model.pt")
+    assert torch.load(resume_path(tmp_path / "killed/model.pt"), weights_only=True)["epochs_done"] == 1
+    monkeypatch.setattr(loop, "_train_epoch", train_epoch)
+    run(tmp_path / "killed/model.pt")  # the SGD and its momentum come back from the resume file, at lr 1e-3
+    run(tmp_path / "whole/model.pt")
+    assert_same_state(
+        state(load_tagger(tmp_path / "killed/model.pt")[0]), state(load_tagger(tmp_path / "whole/model.pt")[0])
+    )
+
+
 # --- units --------------------------------------------------------------------------------------
+
+
+def _batches(n_items: int, batch_order: str) -> list[list[int]]:
+    """Item indices of each training batch a loader of ``n_items`` draws under ``train.batch_order``."""
+    dataset = torch.utils.data.TensorDataset(torch.arange(n_items))
+    train = tiny_params(batch_order=batch_order).train
+    generator = torch.Generator().manual_seed(0)
+    loader = loop.make_loader(dataset, batch_size=4, train=train, device=torch.device("cpu"), generator=generator)
+    return [batch.tolist() for (batch,) in loader]
+
+
+def test_annotation_batch_order_keeps_dataset_order_and_the_last_partial_batch() -> None:
+    assert _batches(10, "annotation") == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert _batches(9, "annotation") == [[0, 1, 2, 3], [4, 5, 6, 7]]  # a last batch of one cannot pass BatchNorm
+    shuffled = _batches(10, "shuffled")
+    assert [len(b) for b in shuffled] == [4, 4] and sum(shuffled, []) != list(range(8))  # permuted, ragged end dropped
+
+
+def test_optimizer_runs_share_consecutive_phases_of_one_kind_only_when_carried() -> None:
+    phases = (Phase("adam", 1e-4, 2), Phase("sgd", 1e-3, 1), Phase("sgd", 1e-4, 1), Phase("sgd", 1e-5, 1))
+    assert optimizer_runs(phases, "fresh") == [0, 1, 2, 3]
+    assert optimizer_runs(phases, "carry") == [0, 1, 1, 1]  # A21: one SGD per stage, its lr re-assigned
+    assert optimizer_runs((*phases, Phase("adam", 1e-4, 1)), "carry") == [0, 1, 1, 1, 4]
 
 
 def test_phase_index_and_total_epochs() -> None:

@@ -90,6 +90,7 @@ class _SplitCrops(Dataset):
         self.tags = index.tags
         self.sample_rate = index.sample_rate
         self.peak_normalize = bool(index.meta.get("peak_normalize", True))
+        self.mu_law = bool(index.meta.get("mu_law", False))  # shards written before audio.mu_law were not companded
         self.crop_samples = crop_samples
         self.clip_ids: np.ndarray = frame["clip_id"].to_numpy()
         self._shard = frame["shard"].to_numpy(np.int64)

@@ -1,7 +1,7 @@
 """Stage ``segment``: decode the kept clips in a process pool and store them as sample shards for training.
 
-Each clip is decoded with soundfile, downmixed to mono, resampled with soxr, optionally peak-normalised
-and converted to the shard dtype. Shards hold consecutive clips in ``clips.parquet`` order; their
+Each clip is decoded with soundfile, downmixed to mono, resampled with soxr, optionally mu-law companded
+and peak-normalised, and converted to the shard dtype. Shards hold consecutive clips in ``clips.parquet`` order; their
 boundaries are planned up front from clip lengths estimated from file sizes (MTAT's mp3s are
 constant-bitrate), so that a shard holds about ``audio.shard_mb`` MiB (and a small data set still spreads
 over :data:`MIN_SHARDS` shards). Exact lengths are recorded as the clips are decoded.
@@ -51,6 +51,8 @@ MIN_SHARD_MB = 4.0
 """... unless that makes shards smaller than this: tiny data sets still get several clips per shard."""
 PROBE_FILES = 16
 """Files whose headers calibrate the length-from-size estimate that plans the shards."""
+MU = 255
+"""Mu of the mu-law companding of ``audio.mu_law`` (A21's ``preprocessing/preprocess.py``)."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,28 @@ def decode_mono(path: Path, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def mu_law_compress(wave: np.ndarray, mu: int = MU) -> np.ndarray:
+    """Compand float32 ``wave`` in place, sign(x)·ln(1 + mu|x|) / ln(1 + mu), unquantised as in A21.
+
+    Unlike ``librosa.mu_compress`` it accepts |x| > 1 (a decoded mp3 may overshoot), as A21's numpy formula does.
+    """
+    magnitude = np.abs(wave)
+    np.multiply(magnitude, np.float32(mu), out=magnitude)
+    np.log1p(magnitude, out=magnitude)
+    np.multiply(magnitude, np.float32(1.0 / np.log1p(mu)), out=magnitude)
+    np.copysign(magnitude, wave, out=wave)
+    return wave
+
+
 def prepare_clip(
-    path: Path, *, sample_rate: int, peak_normalize: bool, dtype: str, min_samples: int, pad_short: bool
+    path: Path,
+    *,
+    sample_rate: int,
+    peak_normalize: bool,
+    mu_law: bool,
+    dtype: str,
+    min_samples: int,
+    pad_short: bool,
 ) -> Prepared:
     """Decode, normalise, convert and pad (or reject) one clip; a decoding failure is returned, not raised."""
     try:
@@ -94,6 +116,8 @@ def prepare_clip(
         return Prepared(None, problem="decoded to 0 samples")
     if n < min_samples and not pad_short:
         return Prepared(None, problem=f"too short: {n} samples < {min_samples} (audio.short_clips: reject)")
+    if mu_law:
+        mu_law_compress(mono)  # A21 compands first, then peak-normalises the companded clip
     peak = float(max(mono.max(), -mono.min()))
     gain = 1.0 / peak if peak_normalize and peak > 0 else 1.0  # x / max|x|, as in the authors' preprocessing
     stored = to_stored(mono, dtype, gain=gain, peak=peak)
@@ -182,6 +206,7 @@ def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Pat
         write_shard,
         sample_rate=audio.sample_rate,
         peak_normalize=audio.peak_normalize,
+        mu_law=audio.mu_law,
         dtype=audio.dtype,
         min_samples=min_samples,
         pad_short=audio.short_clips == "pad",
@@ -233,6 +258,7 @@ def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Pat
             "dtype": audio.dtype,
             "tags": tags,
             "peak_normalize": audio.peak_normalize,
+            "mu_law": audio.mu_law,
             "min_samples": min_samples,
             "n_clips": len(kept),
             "n_shards": len(tasks),

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetatag.config import ModelParams
+from jetatag.config import ModelParams, SeSqueeze
 from jetatag.models.common import (
     H_DIM,
     MaxPool2dSafe,
@@ -90,17 +90,23 @@ class SEBlock(nn.Module):
 
     The gate's weights are positive (a sigmoid), and max-pooling commutes with scaling by a positive
     number, so the block pools first and rescales the pooled third of the samples: the same result.
+    ``squeeze="block"`` computes the gate on the block's output before MaxPool; ``"pooled"`` computes it on
+    the pooled output, as A21's ``se_block`` (the basic block, MaxPool included, then the gate).
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, squeeze: SeSqueeze = "block") -> None:
         super().__init__()
         self.conv = WaveConv(in_channels, out_channels, kernel_size=3, padding=1)
         self.bn = nn.BatchNorm2d(out_channels)
         self.se = SEGate(out_channels)
         self.pool = MaxPool2dSafe((1, 3))
+        self.squeeze = squeeze
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
         x = F.relu(self.bn(self.conv(x)), inplace=True)  # (B, C_out, 1, T)
+        if self.squeeze == "pooled":
+            x = self.pool(x)  # (B, C_out, 1, T // 3)
+            return x * self.se(x)  # (B, C_out, 1, T // 3): the gate squeezes the pooled output (A21)
         return self.pool(x) * self.se(x)  # (B, C_out, 1, T // 3) = pool(x · gate)
 
 

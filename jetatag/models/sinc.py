@@ -1,8 +1,10 @@
-"""Learnable sinc band-pass filterbank on raw waveforms.
+"""Sinc band-pass filterbanks on raw waveforms: learnable (jetatag) or fixed as in the authors' A21 code.
 
 M. Ravanelli, Y. Bengio, "Speaker recognition from raw waveform with SincNet", SLT 2018; used for
 music as Music-SincNet (J. Lee, Shin, 2020). Each filter is an ideal band-pass (difference of two
 windowed sinc low-passes) whose two cut-off frequencies are the only trainable parameters.
+:class:`A21SincConv` is the A21 filterbank (jaehwlee/jetatag cb1c2ab, ``training/modules.py:364-450``):
+computed once, designed for 22,050 Hz with a sinc lacking its π (FIDELITY.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,49 @@ from torch import nn
 
 LOW_MEL = 80.0
 """Lowest filter centre of the mel-spaced initialisation, in (HTK) mel, as in the Music-SincNet code."""
+A21_DESIGN_RATE = 22050
+"""Sample rate A21's Music-SincNet designs its filters for (``model.py:192``), whatever the audio's rate."""
+A21_MIN_HZ = 50.0
+"""A21's floor added to each filter's low cut-off and to its bandwidth, in design Hz."""
+
+
+def fft_convolve(wave: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """ "Same"-length convolution of (B, L) ``wave`` with symmetric (F, taps) ``filters`` through the FFT: (B, F, L).
+
+    The paper's 256 filters × 2501 taps would cost ~38 GMAC per 59,049-sample crop as a direct convolution.
+    """
+    length, n_taps = wave.shape[-1], filters.shape[-1]
+    n_fft = 1 << (length + n_taps - 2).bit_length()  # power of two ≥ full convolution length
+    half = (n_taps - 1) // 2
+    with torch.autocast(device_type=wave.device.type, enabled=False):
+        spectrum = torch.fft.rfft(wave.float(), n=n_fft).unsqueeze(1)  # (B, 1, K)
+        response = torch.fft.rfft(filters, n=n_fft)  # (F, K)
+        full = torch.fft.irfft(spectrum * response, n=n_fft)  # (B, F, n_fft) linear convolution
+        return full[..., half : half + length]  # (B, F, L) "same" part; filters are symmetric
+
+
+def a21_filters(*, n_filters: int, n_taps: int, design_rate: int = A21_DESIGN_RATE) -> np.ndarray:
+    """A21's fixed Music-SincNet filterbank, [shape=(n_filters, n_taps)], as its ``MusicSinc1D.__init__`` builds it.
+
+    Band edges from the mel grid of :func:`mel_band_edges` at ``design_rate`` (first low edge 30 Hz, last high
+    edge Nyquist − 100 Hz); low = edge + 50, high = low + |band| + 50. Each low-pass is 2·f/(10·rate) times
+    sin(2·f·t)/(2·f·t) at t = k / rate, a sinc without π; the band-pass (difference of two low-passes) is scaled
+    to a peak of 1 and Hamming-windowed. On audio at another rate a design frequency f lands at
+    f · rate / (π · design_rate).
+    """
+    low_edge, high_edge = mel_band_edges(n_filters=n_filters, sample_rate=design_rate)
+    low = np.abs(low_edge) + A21_MIN_HZ  # (F,) design Hz
+    high = low + np.abs(high_edge - low_edge) + A21_MIN_HZ  # (F,)
+    t = np.arange(1, (n_taps - 1) // 2 + 1) / design_rate  # (half,) seconds, right half of the taps
+
+    def low_pass(cut: np.ndarray) -> np.ndarray:  # (F,) → (F, taps)
+        right = np.sin(2 * cut[:, None] * t) / (2 * cut[:, None] * t)  # sinc without π
+        sinc = np.concatenate([right[:, ::-1], np.ones((len(cut), 1)), right], axis=1)
+        return 2 * cut[:, None] / (10 * design_rate) * sinc
+
+    band_pass = low_pass(high) - low_pass(low)  # (F, taps)
+    band_pass /= band_pass.max(axis=1, keepdims=True)
+    return band_pass * np.hamming(n_taps)  # A21's 0.54 − 0.46·cos(2πn/N) at n = linspace(0, N, N) is this window
 
 
 def mel_band_edges(*, n_filters: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +87,7 @@ class SincConv(nn.Module):
 
     The cut-offs are ``low = min_low_hz + |a|`` and ``high = min(low + min_band_hz + |b|, sr/2)`` with
     trainable a, b initialised so that the bands start at :func:`mel_band_edges` (widened to the floors).
-    Filters have unit gain in their pass band. The convolution runs through the FFT: the paper's 256
-    filters × 2501 taps would cost ~38 GMAC per 59,049-sample crop as a direct convolution.
+    Filters have unit gain in their pass band. The convolution runs through the FFT (:func:`fft_convolve`).
     """
 
     def __init__(
@@ -89,11 +133,26 @@ class SincConv(nn.Module):
         return band_pass * self.window  # (F, taps)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        length = wave.shape[-1]
-        n_fft = 1 << (length + self.n_taps - 2).bit_length()  # power of two ≥ full convolution length
-        half = (self.n_taps - 1) // 2
-        with torch.autocast(device_type=wave.device.type, enabled=False):
-            spectrum = torch.fft.rfft(wave.float(), n=n_fft).unsqueeze(1)  # (B, 1, K)
-            response = torch.fft.rfft(self.filters(), n=n_fft)  # (F, K)
-            full = torch.fft.irfft(spectrum * response, n=n_fft)  # (B, F, n_fft) linear convolution
-            return full[..., half : half + length]  # (B, F, L) "same" part; filters are symmetric
+        return fft_convolve(wave, self.filters())  # (B, F, L)
+
+
+class A21SincConv(nn.Module):
+    """A21's sinc filterbank (:func:`a21_filters`) as a fixed convolution: (B, L) → (B, n_filters, L), "same" length.
+
+    The filters are a buffer, not parameters: A21 computes them once in ``__init__`` and convolves them as
+    a constant, so no gradient reaches them.
+    """
+
+    def __init__(self, n_filters: int, n_taps: int, *, design_rate: int = A21_DESIGN_RATE) -> None:
+        super().__init__()
+        if n_taps < 3 or n_taps % 2 == 0:
+            raise ValueError(f"n_taps must be odd and >= 3, got {n_taps}")
+        bank = a21_filters(n_filters=n_filters, n_taps=n_taps, design_rate=design_rate)
+        self.register_buffer("bank", torch.tensor(bank, dtype=torch.float32), persistent=False)
+
+    def filters(self) -> torch.Tensor:
+        """The fixed impulse responses: [shape=(n_filters, n_taps)]."""
+        return self.bank
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
+        return fft_convolve(wave, self.bank)  # (B, F, L)

@@ -6,7 +6,8 @@ jaehwlee/Music-SincNet), building on SincNet (Ravanelli & Bengio 2018) and ReSE-
 Wiring, as in the authors' code: the sinc layer (256 filters × 2501 taps at paper size, stride 1,
 "same" length) → BatchNorm → ReLU replaces the raw waveform as the input of the Sample-CNN stem,
 whose strided Conv1d(k3, s3) then maps the 256 band signals to 128 channels; the nine Res+SE
-blocks and the multi-level head follow unchanged.
+blocks and the multi-level head follow unchanged. ``model.sinc_design: a21`` takes the authors' A21
+filterbank instead: fixed, designed for 22,050 Hz, fed to the stem without BatchNorm or ReLU.
 """
 
 from __future__ import annotations
@@ -17,22 +18,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetatag.config import ModelParams
+from jetatag.config import ModelParams, SincDesign
 from jetatag.models.common import as_rows, scaled
 from jetatag.models.samplecnn import SampleCNNReSE
-from jetatag.models.sinc import SincConv
+from jetatag.models.sinc import A21SincConv, SincConv
 
 
 class SincFrontEnd(nn.Module):
-    """Sinc band-pass filterbank → BatchNorm → ReLU: (B, L) → (B, n_filters, 1, L) channels-last rows."""
+    """Sinc band-pass filterbank → BatchNorm → ReLU: (B, L) → (B, n_filters, 1, L) channels-last rows.
 
-    def __init__(self, n_filters: int, n_taps: int, *, sample_rate: int) -> None:
+    ``design="a21"``: A21's fixed filterbank alone (``model.py:190-203``: no BatchNorm or ReLU after it).
+    """
+
+    def __init__(self, n_filters: int, n_taps: int, *, sample_rate: int, design: SincDesign = "jetatag") -> None:
         super().__init__()
-        self.sinc = SincConv(n_filters, n_taps, sample_rate=sample_rate)
-        self.bn = nn.BatchNorm2d(n_filters)
+        self.design = design
+        if design == "a21":
+            self.sinc = A21SincConv(n_filters, n_taps)
+        else:
+            self.sinc = SincConv(n_filters, n_taps, sample_rate=sample_rate)
+            self.bn = nn.BatchNorm2d(n_filters)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        return F.relu(self.bn(as_rows(self.sinc(wave))), inplace=True)  # (B, F, 1, L)
+        bands = as_rows(self.sinc(wave))  # (B, F, 1, L)
+        if self.design == "a21":
+            return bands
+        return F.relu(self.bn(bands), inplace=True)  # (B, F, 1, L)
 
 
 class MusicSincNet(nn.Module):
@@ -44,19 +55,31 @@ class MusicSincNet(nn.Module):
     paper_input_length: ClassVar[int] = 59049
     conv_l2_regularised: ClassVar[bool] = True  # l2(1e-4) on every conv in the authors' code
 
-    def __init__(self, *, sample_rate: int, width: float = 1.0, sinc_filters: int = 256, sinc_taps: int = 2501) -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        width: float = 1.0,
+        sinc_filters: int = 256,
+        sinc_taps: int = 2501,
+        sinc_design: SincDesign = "jetatag",
+    ) -> None:
         super().__init__()
         n_filters = scaled(sinc_filters, width)
-        # learnable filterbank
-        self.frontend = SincFrontEnd(n_filters, sinc_taps, sample_rate=sample_rate)
+        # sinc filterbank (learnable, or A21's fixed one)
+        self.frontend = SincFrontEnd(n_filters, sinc_taps, sample_rate=sample_rate, design=sinc_design)
         # Res+SE Sample-CNN on the band signals
         self.body = SampleCNNReSE(width=width, in_channels=n_filters)
 
     @classmethod
     def from_params(cls, model: ModelParams, *, sample_rate: int) -> MusicSincNet:
-        """Build from ``model.width``, ``model.sinc_filters`` and ``model.sinc_taps``."""
+        """Build from ``model.width``, ``model.sinc_filters``, ``model.sinc_taps`` and ``model.sinc_design``."""
         return cls(
-            sample_rate=sample_rate, width=model.width, sinc_filters=model.sinc_filters, sinc_taps=model.sinc_taps
+            sample_rate=sample_rate,
+            width=model.width,
+            sinc_filters=model.sinc_filters,
+            sinc_taps=model.sinc_taps,
+            sinc_design=model.sinc_design,
         )
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)

@@ -38,6 +38,7 @@ class TaggerMeta:
     crop_samples: int  # input length the model was trained on
     model: dict[str, Any] = field(default_factory=dict)  # ModelParams as a plain dict
     peak_normalize: bool = True  # whether training audio was scaled to x / max|x| (inference must match)
+    mu_law: bool = False  # whether training audio was mu-law companded first (audio.mu_law; older checkpoints: no)
     format_version: int = FORMAT_VERSION
 
     def model_params(self) -> ModelParams:

@@ -2,7 +2,8 @@
 
 Any container/codec libsndfile decodes (wav, flac, ogg/vorbis/opus, mp3, aiff, ...) at any sample
 rate and channel count is accepted; decoding is the ``segment`` stage's (channel mean, soxr
-resampling), then the whole file is divided by its peak (``x / max|x|``) as ``segment`` does per clip.
+resampling), then the whole file is mu-law companded when the model was trained so, and divided by its
+peak (``x / max|x|``), as ``segment`` does per clip.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jetatag.data.segment import decode_mono
+from jetatag.data.segment import decode_mono, mu_law_compress
 from jetatag.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ def find_audio(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     return list(dict.fromkeys(found)), missing
 
 
-def load_audio(path: Path, *, sample_rate: int, peak_normalize: bool = True) -> np.ndarray:
-    """Decode ``path`` to mono float32 at ``sample_rate`` Hz, shape ``(n_samples,)``.
+def load_audio(path: Path, *, sample_rate: int, peak_normalize: bool = True, mu_law: bool = False) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate`` Hz, shape ``(n_samples,)``, mu-law companded and/or
+    peak-normalised as the model's training shards were.
 
     Raises :class:`StageError` naming the file when it cannot be decoded or holds no samples.
     """
@@ -60,6 +62,8 @@ def load_audio(path: Path, *, sample_rate: int, peak_normalize: bool = True) -> 
         raise StageError(f"{path}: holds no audio samples")
     if not np.isfinite(wave).all():
         raise StageError(f"{path}: decoded samples contain NaN or infinity")
+    if mu_law:
+        mu_law_compress(wave)  # before the peak, as segment does
     if peak_normalize:
         peak = float(np.abs(wave).max())
         if peak > 0:  # silence stays silence rather than becoming NaN

@@ -109,7 +109,9 @@ def score_files(
     with logging_redirect_tqdm():  # warnings about skipped files do not tear the progress bar
         for path in progress(files, desc="tagging", unit="file", disable=len(files) < 2):
             try:
-                wave = load_audio(path, sample_rate=meta.sample_rate, peak_normalize=meta.peak_normalize)
+                wave = load_audio(
+                    path, sample_rate=meta.sample_rate, peak_normalize=meta.peak_normalize, mu_law=meta.mu_law
+                )
             except StageError as err:
                 log.warning("skipped %s", err)
                 yield Failure(path=path, reason=str(err))

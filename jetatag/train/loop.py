@@ -29,7 +29,7 @@ from jetatag.errors import StageError
 from jetatag.progress import progress
 from jetatag.train.device import autocast, pin_memory, to_device
 from jetatag.train.resume import ResumeState, clear_resume, load_resume, resume_path, save_resume
-from jetatag.train.schedule import make_optimizer, param_groups, phase_index, total_epochs
+from jetatag.train.schedule import make_optimizer, optimizer_runs, param_groups, phase_index, set_lr, total_epochs
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +76,24 @@ def make_loader(
     device: torch.device,
     generator: torch.Generator | None = None,
 ) -> DataLoader:
-    """A DataLoader with the run's worker count and pinning; shuffled (dropping the last partial batch) iff seeded.
+    """A DataLoader with the run's worker count and pinning; a training loader (seeded by ``generator``) in
+    ``train.batch_order``, an evaluation loader (no generator) in dataset order with every item.
 
-    Dropping the ragged last batch keeps a batch of one from reaching BatchNorm in training mode; the
-    clips it holds change from epoch to epoch, so over the run every clip is seen.
+    ``shuffled`` drops the ragged last batch, which keeps a batch of one from reaching BatchNorm in training
+    mode; the clips it holds change from epoch to epoch, so over the run every clip is seen. ``annotation``
+    (A21) keeps it, unless it would hold a single clip: that clip is then never trained on.
     """
-    shuffle = generator is not None
+    training = generator is not None
+    shuffle = training and train.batch_order == "shuffled"
+    lone_last = training and not shuffle and len(dataset) % batch_size == 1 and batch_size > 1
+    if lone_last:
+        log.warning("train.batch_order annotation: the last clip would form a batch of one (BatchNorm); dropped")
     # workers are not persistent: each epoch's fresh workers get a copy of the dataset after set_epoch()
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
-        drop_last=shuffle,
+        drop_last=shuffle or lone_last,
         num_workers=train.workers,
         pin_memory=pin_memory(device),
         generator=generator,
@@ -139,14 +145,15 @@ def fit(
             f"{task.name}: the train split has {len(train_set)} clips, fewer than train.batch_size {train.batch_size}"
         )
 
-    start, history, optimizer, optimizer_phase = 0, [], None, -1
+    runs = optimizer_runs(phases, train.optimizer_state)  # phase → the phase whose optimizer it uses
+    start, history, optimizer, optimizer_run, phase_started = 0, [], None, -1, -1
     state = load_resume(resume_file, expected_fingerprint=fingerprint, map_location=device)
     if state is not None:
         task.model.load_state_dict(state.model)
         start, history = state.epochs_done, state.history
-        if start < n_epochs and phase_index(phases, start) == state.phase:
-            optimizer_phase = state.phase
-            optimizer = make_optimizer(phases[optimizer_phase], groups)
+        if start < n_epochs and runs[phase_index(phases, start)] == runs[state.phase]:
+            optimizer_run = runs[state.phase]
+            optimizer = make_optimizer(phases[state.phase], groups)
             optimizer.load_state_dict(state.optimizer)
         log.info("%s: resuming after epoch %d of %d from %s", task.name, start, n_epochs, resume_file)
 
@@ -157,8 +164,11 @@ def fit(
         for epoch in range(start, n_epochs):
             index = phase_index(phases, epoch)
             phase = phases[index]
-            if index != optimizer_phase:
-                optimizer, optimizer_phase = make_optimizer(phase, groups), index
+            if index != phase_started:
+                if runs[index] != optimizer_run:
+                    optimizer, optimizer_run = make_optimizer(phase, groups), runs[index]
+                set_lr(optimizer, phase.lr)  # a carried optimizer keeps its momentum / moments at the new rate
+                phase_started = index
                 log.info(
                     "%s: phase %d from epoch %d: %s lr %g", task.name, index + 1, epoch + 1, phase.optimizer, phase.lr
                 )

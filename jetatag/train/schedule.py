@@ -1,9 +1,11 @@
 """Training schedules: phases of (optimizer, learning rate, epochs) and the optimizer each phase uses.
 
 A schedule is the tuple of :class:`jetatag.config.Phase` from ``train.stage1_schedule`` or
-``train.stage2_schedule``. Each phase starts a fresh optimizer, so Adam moments and SGD momentum do not
-carry over: Adam, or SGD with Nesterov momentum 0.9. The authors' code differs (FIDELITY.md): it keeps one
-SGD object per stage whose learning rate is re-assigned, and shares one Adam between JE stages 1 and 2.
+``train.stage2_schedule``. With ``train.optimizer_state: fresh`` each phase starts a fresh optimizer (Adam,
+or SGD with Nesterov momentum 0.9), so Adam moments and SGD momentum do not carry over; with ``carry``
+consecutive phases of one optimizer kind share it and only change its learning rate, as the authors' code
+keeps one SGD object per stage whose learning rate is re-assigned (FIDELITY.md). Their sharing of one Adam
+between JE stages 1 and 2 is not reproduced.
 The L2 penalty (``train.conv_l2``) applies to the convolution weights of the extractors on which the authors
 declare one (Sample-CNN family, Music-SincNet).
 """
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from torch import nn
 from torch.optim import SGD, Adam, Optimizer
 
-from jetatag.config import Phase
+from jetatag.config import OptimizerState, Phase
 
 SGD_MOMENTUM = 0.9
 """Nesterov momentum of the SGD phases (authors' code)."""
@@ -36,6 +38,22 @@ def phase_index(phases: Sequence[Phase], epoch: int) -> int:
         if epoch < end:
             return index
     raise ValueError(f"epoch {epoch} is past the schedule's {end} epochs")
+
+
+def optimizer_runs(phases: Sequence[Phase], state: OptimizerState) -> list[int]:
+    """For each phase, the index of the phase whose optimizer it uses: its own (``fresh``), or with ``carry`` the
+    first of the run of consecutive phases of the same optimizer kind it belongs to."""
+    runs: list[int] = []
+    for index, phase in enumerate(phases):
+        carried = state == "carry" and index > 0 and phases[index - 1].optimizer == phase.optimizer
+        runs.append(runs[-1] if carried else index)
+    return runs
+
+
+def set_lr(optimizer: Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate, keeping the optimizer's state (momentum, moments)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def param_groups(model: nn.Module, *, conv_l2: float) -> list[dict[str, object]]:

@@ -105,6 +105,8 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
         tags=list(train_set.tags),
         sample_rate=train_set.sample_rate,
         crop_samples=crop,
+        peak_normalize=train_set.peak_normalize,
+        mu_law=train_set.mu_law,
         model=dataclasses.asdict(params.model),
     )
     log.info("stage1 %s: crop %d samples, %d valid clips of %s", extractor, crop, len(valid_set), audio_dir)

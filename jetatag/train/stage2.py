@@ -162,6 +162,7 @@ def run_stage2(
         sample_rate=train_set.sample_rate,
         crop_samples=crop,
         peak_normalize=train_set.peak_normalize,
+        mu_law=train_set.mu_law,
         model=dataclasses.asdict(params.model),
     )
     log.info(
