@@ -28,6 +28,7 @@ TRAINING_SWITCHES = (
     "model.tag_encoder_norm",
     "model.hcnn_head",
     "model.sinc_design",
+    "model.se_squeeze",
     "train.pair_target",
     "train.classifier_bias",
     "train.optimizer_state",
@@ -49,8 +50,9 @@ HcnnHead = Literal["dense", "a21"]
 """``model.hcnn_head``: Harmonic-CNN's pooled blocks 5-7 then Dense → BN → ReLU (jetatag) or taken as h (A21, A22)."""
 
 SeSqueeze = Literal["block", "pooled"]
-"""Where Sample-CNN +SE's gate squeezes: the block's output before MaxPool (jetatag, Kim et al.) or the pooled
-output (A21, A22: ``se_block`` gates ``basic_block``, which ends in MaxPool). Both gate the pooled output."""
+"""``model.se_squeeze``: where Sample-CNN +SE's gate squeezes: the block's output before MaxPool (jetatag, Kim et
+al.) or the pooled output (A21, A22: ``se_block`` gates ``basic_block``, which ends in MaxPool). Both gate the
+pooled output."""
 
 SincDesign = Literal["jetatag", "a21"]
 """``model.sinc_design``: Music-SincNet's learnable sinc filters designed at the audio's rate, then BN → ReLU
@@ -131,6 +133,7 @@ class ModelParams:
     tag_encoder_norm: TagEncoderNorm = "layernorm"
     hcnn_head: HcnnHead = "dense"
     sinc_design: SincDesign = "jetatag"
+    se_squeeze: SeSqueeze = "block"
 
     def validate(self) -> None:
         _check(0 < self.width <= 4, "model.width", "must be in (0, 4]")

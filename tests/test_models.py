@@ -528,6 +528,9 @@ def test_se_block_squeezes_the_block_output_or_the_pooled_output(squeeze: str, r
     assert got.shape == (2, 6, 27)
     assert torch.allclose(got, pooled * gate.unsqueeze(-1), rtol=1e-5, atol=1e-6)
     assert not torch.allclose(got, pooled * other_gate.unsqueeze(-1), rtol=1e-3, atol=1e-4)
+    # model.se_squeeze reaches every block of Sample-CNN +SE built from params, and only there
+    model = build_extractor("samplecnn_se", ModelParams(width=0.0625, se_squeeze=squeeze), sample_rate=SR)
+    assert {b.squeeze for b in model.blocks} == {squeeze}
 
 
 def test_wave_conv_keeps_conv1d_parameters_and_gradients(rng: np.random.Generator) -> None:

@@ -19,6 +19,8 @@ BatchNorm or pooling, whose backward passes do not read them: one tensor less to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -158,21 +160,25 @@ class SampleCNN(nn.Module):
     """Sample-CNN (Lee et al., SMC 2017) cut before its classifier, with the multi-level 1024-d head.
 
     Maps raw waveforms (B, L) with L ≥ 3^10 to h (B, 1024). ``width`` scales every channel count
-    (1.0 = paper); h stays 1024 wide. Subclasses swap the block type.
+    (1.0 = paper); h stays 1024 wide. Subclasses swap the block type; ``block`` overrides it with a factory
+    ``(in_channels, out_channels) -> block``.
     """
 
     paper_input_length: ClassVar[int] = 59049
     conv_l2_regularised: ClassVar[bool] = True  # l2(1e-4) on every conv in the authors' code
     block: ClassVar[type[nn.Module]] = BasicBlock
 
-    def __init__(self, *, width: float = 1.0, in_channels: int = 1) -> None:
+    def __init__(
+        self, *, width: float = 1.0, in_channels: int = 1, block: Callable[[int, int], nn.Module] | None = None
+    ) -> None:
         super().__init__()
+        block = block or self.block
         channels = [scaled(c, width) for c in BLOCK_CHANNELS]
         # strided stem
         self.stem = SampleStem(in_channels, scaled(STEM_CHANNELS, width))
         # nine sample-level blocks
         widths_in = [scaled(STEM_CHANNELS, width), *channels[:-1]]
-        self.blocks = nn.ModuleList(self.block(c_in, c_out) for c_in, c_out in zip(widths_in, channels, strict=True))
+        self.blocks = nn.ModuleList(block(c_in, c_out) for c_in, c_out in zip(widths_in, channels, strict=True))
         # multi-level aggregation of the last three blocks → h
         self.head = MultiLevelHead(channels[-3:], H_DIM)
         self.apply(keras_init)
@@ -200,6 +206,12 @@ class SampleCNNSE(SampleCNN):
     """Sample-CNN + SE (Kim, Lee, Nam, ICASSP 2018): every block gated by squeeze-and-excitation."""
 
     block = SEBlock
+
+    @classmethod
+    def from_params(cls, model: ModelParams, *, sample_rate: int) -> SampleCNNSE:
+        """Build at ``model.width`` with the SE gate squeezing where ``model.se_squeeze`` says."""
+        del sample_rate
+        return cls(width=model.width, block=partial(SEBlock, squeeze=model.se_squeeze))
 
 
 class SampleCNNRes(SampleCNN):
