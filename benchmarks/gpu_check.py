@@ -354,7 +354,7 @@ def _rate(step: Callable[[], torch.Tensor], n: int, device: torch.device, *, syn
 def measure_variant(extractor: str, variant: Variant, job: dict[str, Any]) -> dict[str, Any]:
     """Stage-1 and baseline steps/s of ``variant`` (fresh seeded weights), first losses, peak memory, inference."""
     from jetatag.config import Phase
-    from jetatag.models import H_DIM
+    from jetatag.models import h_dim
     from jetatag.models.heads import Classifier
     from jetatag.models.losses import classification_loss
     from jetatag.models.tagger import Tagger, build_joint_embedding
@@ -374,7 +374,9 @@ def measure_variant(extractor: str, variant: Variant, job: dict[str, Any]) -> di
 
     torch.manual_seed(seed)
     joint = build_joint_embedding(extractor, model, n_tags=N_TAGS, sample_rate=SAMPLE_RATE).to(dev).train()
-    tagger = Tagger.from_joint(joint, Classifier(H_DIM, N_TAGS)).to(dev).train()  # shares the extractor
+    tagger = (
+        Tagger.from_joint(joint, Classifier(h_dim(joint.extractor), N_TAGS)).to(dev).train()
+    )  # shares the extractor
     if variant.channels_last:
         tagger.to(memory_format=torch.channels_last)
     tic = time.perf_counter()

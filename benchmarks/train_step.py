@@ -44,8 +44,8 @@ from typing import Any
 
 import torch
 
+import jetatag.models  # h_dim is looked up when measuring: the trees that --against imports may predate it
 from jetatag.config import EXTRACTOR_IDS, ModelParams, load_params
-from jetatag.models import H_DIM
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.tagger import Tagger, build_joint_embedding
@@ -121,7 +121,8 @@ def measure(
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     )
 
-    tagger = Tagger.from_joint(joint, Classifier(H_DIM, N_TAGS)).to(dev).freeze_extractor().train()
+    classifier = Classifier(jetatag.models.h_dim(joint.extractor), N_TAGS)
+    tagger = Tagger.from_joint(joint, classifier).to(dev).freeze_extractor().train()
     optimizer2 = torch.optim.Adam(tagger.classifier.parameters(), lr=1e-4)
 
     def stage2_step() -> None:
