@@ -278,20 +278,27 @@ def test_schedule_switches_to_a_fresh_optimizer_at_each_phase(
         {"optimizer": "sgd", "lr": 1e-2, "epochs": 1},
         {"optimizer": "sgd", "lr": 1e-4, "epochs": 1},
     ]
-    run_stage2(
-        tiny_params(stage2_schedule=schedule),
-        extractor="hcnn",
-        variant="je",
-        audio_dir=audio,
-        stage1_path=trained / "je/stage1.pt",
-        out_path=tmp_path / "model.pt",
-        live_dir=tmp_path / "live",
-    )
+    _je_stage2(tiny_params(stage2_schedule=schedule), trained, audio, tmp_path)
     assert [type(o).__name__ for o in used] == ["Adam", "Adam", "SGD", "SGD"]
     assert used[0] is used[1] and len({id(o) for o in used[1:]}) == 3
     assert [o.param_groups[0]["lr"] for o in used] == [1e-3, 1e-3, 1e-2, 1e-4]
     assert all(g["nesterov"] and g["momentum"] == 0.9 for o in used[2:] for g in o.param_groups)
     assert read_tsv(tmp_path / "live/plots/metrics/lr.tsv") == [1e-3, 1e-3, 1e-2, 1e-4]
+
+
+def _je_stage2(params: Params, trained: Path, audio: Path, out_dir: Path) -> Path:
+    """Train Harmonic-CNN's JE stage 2 on the tiny stage-1 checkpoint into ``out_dir``; the model's path."""
+    out = out_dir / "model.pt"
+    run_stage2(
+        params,
+        extractor="hcnn",
+        variant="je",
+        audio_dir=audio,
+        stage1_path=trained / "je/stage1.pt",
+        out_path=out,
+        live_dir=out_dir / "live",
+    )
+    return out
 
 
 def _momentum(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -314,15 +321,7 @@ def test_sgd_momentum_survives_a_learning_rate_drop_only_when_carried(
 
     monkeypatch.setattr(loop, "_train_epoch", spy)
     schedule = [{"optimizer": "sgd", "lr": 1e-2, "epochs": 1}, {"optimizer": "sgd", "lr": 1e-3, "epochs": 1}]
-    run_stage2(
-        tiny_params(stage2_schedule=schedule, optimizer_state=optimizer_state),
-        extractor="hcnn",
-        variant="je",
-        audio_dir=audio,
-        stage1_path=trained / "je/stage1.pt",
-        out_path=tmp_path / "model.pt",
-        live_dir=tmp_path / "live",
-    )
+    _je_stage2(tiny_params(stage2_schedule=schedule, optimizer_state=optimizer_state), trained, audio, tmp_path)
     (first, _, after_drop_1), (second, before_2, _) = epochs
     assert [g["lr"] for g in second.param_groups] == [1e-3] * len(second.param_groups)
     if optimizer_state == "carry":
@@ -473,15 +472,8 @@ def test_stage1_checkpoint_errors_name_the_file(trained: Path, audio: Path, tmp_
     with pytest.raises(StageError, match="bad.pt: stage-1 checkpoint format version 99"):
         load_joint(bad)
     with pytest.raises(StageError, match=r"stage1.pt: stage-1 checkpoint does not match this run: model.width"):
-        run_stage2(
-            params_from_dict(params_to_dict(tiny_params()) | {"model": {"width": 0.0625, "hcnn_crop_samples": 16000}}),
-            extractor="hcnn",
-            variant="je",
-            audio_dir=audio,
-            stage1_path=trained / "je/stage1.pt",
-            out_path=tmp_path / "model.pt",
-            live_dir=tmp_path / "live",
-        )
+        wider = params_to_dict(tiny_params()) | {"model": {"width": 0.0625, "hcnn_crop_samples": 16000}}
+        _je_stage2(params_from_dict(wider), trained, audio, tmp_path)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
@@ -557,16 +549,7 @@ def test_authors_model_switches_train_and_reload(audio: Path, tmp_path: Path) ->
 def test_je_stage2_on_random_crops_is_a_switch(trained: Path, audio: Path, tmp_path: Path) -> None:
     outputs = {}
     for cache in (True, False):
-        out = tmp_path / f"{cache}/model.pt"
-        run_stage2(
-            tiny_params(je_embedding_cache=cache, je_cache_crops=2),
-            extractor="hcnn",
-            variant="je",
-            audio_dir=audio,
-            stage1_path=trained / "je/stage1.pt",
-            out_path=out,
-            live_dir=tmp_path / f"{cache}/live",
-        )
+        out = _je_stage2(tiny_params(je_embedding_cache=cache, je_cache_crops=2), trained, audio, tmp_path / f"{cache}")
         outputs[cache] = state(load_tagger(out)[0])
         assert len(read_tsv(tmp_path / f"{cache}/live/plots/metrics/valid/roc_auc.tsv")) == 2
     # the frozen extractor is the same either way; the classifiers saw different crops
