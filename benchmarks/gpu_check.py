@@ -374,9 +374,8 @@ def measure_variant(extractor: str, variant: Variant, job: dict[str, Any]) -> di
 
     torch.manual_seed(seed)
     joint = build_joint_embedding(extractor, model, n_tags=N_TAGS, sample_rate=SAMPLE_RATE).to(dev).train()
-    tagger = (
-        Tagger.from_joint(joint, Classifier(h_dim(joint.extractor), N_TAGS)).to(dev).train()
-    )  # shares the extractor
+    classifier = Classifier(h_dim(joint.extractor), N_TAGS)
+    tagger = Tagger.from_joint(joint, classifier).to(dev).train()  # shares the extractor
     if variant.channels_last:
         tagger.to(memory_format=torch.channels_last)
     tic = time.perf_counter()
