@@ -27,7 +27,9 @@ TRAINING_SWITCHES = (
     "model.pair_loss",
     "model.tag_encoder_norm",
     "model.hcnn_head",
+    "model.hcnn_front_end",
     "model.sinc_design",
+    "model.init_and_bn",
     "model.se_squeeze",
     "train.pair_target",
     "train.classifier_bias",
@@ -48,6 +50,16 @@ TagEncoderNorm = Literal["layernorm", "none"]
 
 HcnnHead = Literal["dense", "a21"]
 """``model.hcnn_head``: Harmonic-CNN's pooled blocks 5-7 then Dense → BN → ReLU (jetatag) or taken as h (A21, A22)."""
+
+HcnnFrontEnd = Literal["won", "a21"]
+"""``model.hcnn_front_end``: Harmonic-CNN's front end as Won et al. wrote it (centred power STFT, dB, harmonics
+stacked as channels) or A21's (kapre: magnitude STFT padded at the start, dB floored 80 dB under each example's
+maximum, and a Reshape that deals each frame's harmonic-major bands out over the six channels)."""
+
+InitAndBn = Literal["jetatag", "a21"]
+"""``model.init_and_bn``: extractor initialisation and BatchNorm as jetatag builds them (He-uniform convs, torch
+BatchNorm: momentum 0.1, eps 1e-5) or as A21's Keras layers are (Glorot-uniform Harmonic-CNN and 1×1 shortcut
+convs, BatchNorm momentum 0.99 in Keras' convention, eps 1e-3)."""
 
 SeSqueeze = Literal["block", "pooled"]
 """``model.se_squeeze``: where Sample-CNN +SE's gate squeezes: the block's output before MaxPool (jetatag, Kim et
@@ -132,7 +144,9 @@ class ModelParams:
     margin: float = 0.4  # margin of the "a22" and "contrastive" pair losses
     tag_encoder_norm: TagEncoderNorm = "layernorm"
     hcnn_head: HcnnHead = "dense"
+    hcnn_front_end: HcnnFrontEnd = "won"
     sinc_design: SincDesign = "jetatag"
+    init_and_bn: InitAndBn = "jetatag"
     se_squeeze: SeSqueeze = "block"
 
     def validate(self) -> None:

@@ -51,6 +51,8 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"model": {"tag_encoder_norm": "batchnorm"}}, "model.tag_encoder_norm: must be one of layernorm, none"),
         ({"model": {"hcnn_head": "a22"}}, "model.hcnn_head: must be one of dense, a21"),
         ({"model": {"sinc_design": "a22"}}, "model.sinc_design: must be one of jetatag, a21"),
+        ({"model": {"hcnn_front_end": "kapre"}}, "model.hcnn_front_end: must be one of won, a21"),
+        ({"model": {"init_and_bn": "keras"}}, "model.init_and_bn: must be one of jetatag, a21"),
         ({"model": {"se_squeeze": "gap"}}, "model.se_squeeze: must be one of block, pooled"),
         ({"train": {"optimizer_state": "shared"}}, "train.optimizer_state: must be one of fresh, carry"),
         ({"train": {"batch_order": "sorted"}}, "train.batch_order: must be one of shuffled, annotation"),

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics.pairwise import cosine_similarity
 
-from jetatag.config import EXTRACTOR_IDS, HcnnHead, ModelParams, SincDesign, TagEncoderNorm, load_params
+from jetatag.config import EXTRACTOR_IDS, HcnnFrontEnd, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
-from jetatag.models.common import WaveConv, WaveDropout, as_rows, segment_count
-from jetatag.models.harmonic import HarmonicSTFT
+from jetatag.models.common import KERAS_BN_EPS, KERAS_BN_MOMENTUM, WaveConv, WaveDropout, as_rows, segment_count
+from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.samplecnn import SEBlock
@@ -103,10 +103,13 @@ def test_sample_cnn_parameter_counts_match_the_authors(name: str, count: int) ->
     assert n_trainable(build_extractor(name, PAPER, sample_rate=SR)) == count
 
 
-@pytest.mark.parametrize(("head", "count"), [("a21", 4_437_901), ("dense", 5_489_549)])
-def test_harmonic_cnn_parameter_counts(head: HcnnHead, count: int) -> None:
+@pytest.mark.parametrize(
+    ("head", "front_end", "count"), [("a21", "won", 4_437_901), ("a21", "a21", 4_437_901), ("dense", "won", 5_489_549)]
+)
+def test_harmonic_cnn_parameter_counts(head: HcnnHead, front_end: HcnnFrontEnd, count: int) -> None:
     # "a21": the A22 checkpoint's 4,437,901 trainable parameters up to h (Q, input BN and the seven blocks)
-    extractor = build_extractor("hcnn", dataclasses.replace(PAPER, hcnn_head=head), sample_rate=SR)
+    model = dataclasses.replace(PAPER, hcnn_head=head, hcnn_front_end=front_end)
+    extractor = build_extractor("hcnn", model, sample_rate=SR)
     assert n_trainable(extractor) == count and h_dim(extractor) == H_DIM
 
 
@@ -165,6 +168,30 @@ def test_pure_tone_excites_the_band_of_its_subharmonic(harmonic: int, fundamenta
     band = out[0, harmonic - 1].mean(dim=-1).argmax().item()
     expected = round(2 * (librosa.hz_to_midi(fundamental) - 24))  # half-semitone index above C1
     assert band == expected
+
+
+def test_a21_harmonic_stft_is_kapres_magnitude_db_with_the_reshape(rng: np.random.Generator) -> None:
+    # a loud clip that starts silent (its 80-dB floor binds) and a quiet one (kapre's 1e-5 floor binds first)
+    loud = np.concatenate([np.zeros(4000), 1e3 * rng.uniform(-1, 1, 4000)])
+    waves = np.stack([loud, 1e-3 * rng.uniform(-1, 1, 8000)]).astype(np.float32)
+    out = A21HarmonicSTFT(sample_rate=SR)(torch.from_numpy(waves)).detach().numpy()  # (2, 6, 128, T)
+    assert out.shape == (2, 6, 128, 8000 // 256)
+    # independent reference: kapre pads n_fft - hop zeros at the start, frames without centring, takes |STFT|
+    padded = np.pad(waves.astype(np.float64), ((0, 0), (256, 0)))
+    magnitude = np.abs(librosa.stft(padded, n_fft=512, hop_length=256, center=False))  # (2, 257, T)
+    base = librosa.midi_to_hz(24 + np.arange(128) / 2)
+    centres = np.concatenate([base * k for k in range(1, 7)])
+    bins = librosa.fft_frequencies(sr=SR, n_fft=512)
+    fb = np.clip(1 - np.abs(bins[:, None] - centres[None]) / ((0.1079 * centres + 24.7) / 2), 0, None)
+    db = 10 * np.log10(np.maximum(np.einsum("fn,bft->bnt", fb, magnitude), 1e-5))  # (2, 768, T)
+    db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - 80)  # per-example 80-dB floor
+    # Keras Reshape((-1, 128, 6)) of each frame's 768 harmonic-major bands, channels last → (6, 128, T)
+    expected = db.transpose(0, 2, 1).reshape(2, -1, 128, 6).transpose(0, 3, 2, 1)
+    np.testing.assert_allclose(out, expected, atol=0.01)
+    # channel 1, row 0 is the fundamental's second band, not the second harmonic's first
+    assert np.allclose(out[:, 1, 0], db[:, 1], atol=0.01)
+    assert out[0].min() == pytest.approx(out[0].max() - 80, abs=1e-3)  # floored under its own maximum
+    assert out[1].min() == pytest.approx(-50, abs=1e-3) and out[1].max() - 80 < -50
 
 
 def test_harmonic_stft_bandwidth_is_learnable_or_fixed() -> None:
@@ -392,13 +419,18 @@ def _meta(model: ModelParams, *, extractor: str = "sincnet", variant: str = "je"
 
 
 @pytest.mark.parametrize(
-    ("extractor", "joint", "sinc_design"),
-    [("sincnet", True, "jetatag"), ("sincnet", False, "a21"), ("hcnn", False, "jetatag")],
+    ("extractor", "joint", "switches"),
+    [
+        ("sincnet", True, {}),
+        ("sincnet", False, {"sinc_design": "a21"}),
+        ("hcnn", False, {}),
+        ("hcnn", False, {"hcnn_front_end": "a21", "init_and_bn": "a21"}),  # BN eps 1e-3 must come back too
+    ],
 )
 def test_checkpoint_round_trip_gives_identical_outputs(
-    extractor: str, joint: bool, sinc_design: SincDesign, tmp_path: Path, rng: np.random.Generator
+    extractor: str, joint: bool, switches: dict[str, str], tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    model = ModelParams(width=0.0625, sinc_taps=63, sinc_design=sinc_design)
+    model = dataclasses.replace(ModelParams(width=0.0625, sinc_taps=63), **switches)
     tagger = build_tagger(extractor, model, n_tags=3, sample_rate=SR, joint_heads=joint)
     tagger(noise(rng, 4, SHORT))  # move BN statistics off their init
     tagger.eval()
@@ -590,3 +622,34 @@ def test_classifier_can_start_at_the_tag_prior() -> None:
     classifier.start_at_prior(torch.tensor([0.5, 0.05, 0.0]))
     # each tag starts at its train frequency (0 is clamped to 1e-3 so the log-odds stay finite)
     assert torch.sigmoid(classifier.out.bias).tolist() == pytest.approx([0.5, 0.05, 1e-3], rel=1e-5)
+
+
+# --- A21's Keras layer defaults -----------------------------------------------------------------
+
+
+def _conv_bounds(conv: torch.nn.Module) -> tuple[float, float]:
+    """(Glorot-uniform, He-uniform) bounds of ``conv``'s weight: sqrt(6 / (fan_in + fan_out)), sqrt(6 / fan_in)."""
+    receptive = conv.weight[0, 0].numel()
+    fan_in, fan_out = conv.weight.shape[1] * receptive, conv.weight.shape[0] * receptive
+    return (6 / (fan_in + fan_out)) ** 0.5, (6 / fan_in) ** 0.5
+
+
+@pytest.mark.parametrize("name", ["hcnn", "samplecnn_res"])
+def test_a21_init_and_bn_takes_the_keras_defaults(name: str) -> None:
+    torch.manual_seed(0)
+    extractor = build_extractor(name, ModelParams(width=0.25, init_and_bn="a21"), sample_rate=SR)
+    norms = [m for m in extractor.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    assert norms and all((m.momentum, m.eps) == (KERAS_BN_MOMENTUM, KERAS_BN_EPS) for m in norms)
+    convs = [m for m in extractor.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))]
+    glorot = [c for c in convs if name == "hcnn" or c.weight[0, 0].numel() == 1]
+    assert glorot and all(c.weight.abs().max() <= _conv_bounds(c)[0] for c in glorot)
+    he = [c for c in convs if c not in glorot]  # Sample-CNN's k-3 convs stay he_uniform: beyond the Glorot bound
+    assert (name == "hcnn") == (not he)
+    assert all(_conv_bounds(c)[0] < c.weight.abs().max() <= _conv_bounds(c)[1] for c in he)
+
+
+def test_default_init_and_bn_is_torch_batchnorm_and_he_convs() -> None:
+    extractor = build_extractor("hcnn", ModelParams(width=0.25), sample_rate=SR)
+    assert all(m.eps == 1e-5 and m.momentum == 0.1 for m in extractor.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    convs = [m for m in extractor.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert any(c.weight.abs().max() > _conv_bounds(c)[0] for c in convs)

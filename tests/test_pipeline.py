@@ -230,6 +230,7 @@ def test_authors_a21_profile_takes_the_a21_switches() -> None:
     assert (params.model.pair_loss, params.model.tag_encoder_norm, params.model.hcnn_head) == ("a21", "none", "a21")
     assert params.train.conv_l2 == 0.0 and params.report.profile == "authors-a21"
     assert params.audio.mu_law and params.model.sinc_design == "a21"
+    assert (params.model.hcnn_front_end, params.model.init_and_bn) == ("a21", "a21")
     assert (params.train.optimizer_state, params.train.batch_order) == ("carry", "annotation")
 
 

@@ -525,9 +525,10 @@ def test_embedding_cache_holds_the_frozen_extractors_h_of_the_grid_crops(trained
 
 
 def test_authors_model_switches_train_and_reload(audio: Path, tmp_path: Path) -> None:
-    """Stage 1 and cached JE stage 2 with A21's pair loss, tag encoder and Harmonic-CNN head (h narrower than 1024)."""
+    """Stage 1 and cached JE stage 2 with A21's pair loss, tag encoder and Harmonic-CNN (h narrower than 1024)."""
     raw = params_to_dict(tiny_params())
-    raw["model"] |= {"pair_loss": "a21", "tag_encoder_norm": "none", "hcnn_head": "a21"}
+    a21 = ("pair_loss", "hcnn_head", "hcnn_front_end", "init_and_bn")
+    raw["model"] |= dict.fromkeys(a21, "a21") | {"tag_encoder_norm": "none"}
     params = params_from_dict(raw)
     stage1 = tmp_path / "je/stage1.pt"
     run_stage1(params, extractor="hcnn", audio_dir=audio, out_path=stage1, live_dir=tmp_path / "live/stage1")
@@ -544,6 +545,7 @@ def test_authors_model_switches_train_and_reload(audio: Path, tmp_path: Path) ->
     width = h_dim(tagger.extractor)
     assert width < H_DIM and tagger.classifier.hidden1.dense.in_features == width
     assert meta.model["hcnn_head"] == "a21" and meta.model["tag_encoder_norm"] == "none"
+    assert meta.model["hcnn_front_end"] == "a21" and tagger.extractor.hstft_bn.eps == 1e-3  # rebuilt as trained
 
 
 def test_je_stage2_on_random_crops_is_a_switch(trained: Path, audio: Path, tmp_path: Path) -> None:

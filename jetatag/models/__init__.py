@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from jetatag.config import ModelParams
-from jetatag.models.common import H_DIM
+from jetatag.models.common import H_DIM, a21_init_and_bn
 from jetatag.models.hcnn import HarmonicCNN
 from jetatag.models.heads import Classifier, ProjectionHead, TagDecoder, TagEncoder
 from jetatag.models.samplecnn import SampleCNN, SampleCNNRes, SampleCNNReSE, SampleCNNSE
@@ -34,11 +34,14 @@ def extractor_class(name: str) -> type[nn.Module]:
 
 
 def build_extractor(name: str, model: ModelParams, *, sample_rate: int) -> nn.Module:
-    """Build extractor ``name`` sized by ``model`` (width, sinc layer) for audio at ``sample_rate``.
+    """Build extractor ``name`` sized by ``model`` (width, sinc layer, switches) for audio at ``sample_rate``.
 
     The module maps (B, L) float32 waveforms to h (B, :func:`h_dim`).
     """
-    return extractor_class(name).from_params(model, sample_rate=sample_rate)
+    extractor = extractor_class(name).from_params(model, sample_rate=sample_rate)
+    if model.init_and_bn == "a21":
+        a21_init_and_bn(extractor, glorot_convs=extractor.a21_glorot_convs)
+    return extractor
 
 
 def h_dim(extractor: nn.Module) -> int:

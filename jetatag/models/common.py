@@ -230,3 +230,23 @@ def keras_init(module: nn.Module) -> None:
         return
     if module.bias is not None:
         nn.init.zeros_(module.bias)
+
+
+KERAS_BN_MOMENTUM = 0.01
+"""Keras' BatchNormalization momentum 0.99 in torch's convention (the weight of the new batch's statistics)."""
+KERAS_BN_EPS = 1e-3
+"""Keras' BatchNormalization epsilon (torch: 1e-5)."""
+
+
+def a21_init_and_bn(extractor: nn.Module, *, glorot_convs: bool) -> None:
+    """Give ``extractor`` A21's Keras layer defaults (``model.init_and_bn: a21``), after :func:`keras_init`.
+
+    Every BatchNorm takes Keras' momentum and eps. Convs are re-drawn Glorot-uniform where A21 names no
+    initializer: all of them with ``glorot_convs`` (Harmonic-CNN's Conv2D), else only the 1×1 ones (Sample-CNN's
+    shortcuts; its other convs are he_uniform, as :func:`keras_init` draws them).
+    """
+    for module in extractor.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            module.momentum, module.eps = KERAS_BN_MOMENTUM, KERAS_BN_EPS
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d)) and (glorot_convs or module.weight[0, 0].numel() == 1):
+            nn.init.xavier_uniform_(module.weight)

@@ -115,3 +115,42 @@ class HarmonicSTFT(nn.Module):
             bands = torch.einsum("bft,fn->bnt", power, self.filterbank())  # (B, n_harmonic·level, T)
             bands = bands.unflatten(1, (self.n_harmonic, self.level))  # (B, n_harmonic, level, T)
             return 10.0 * torch.log10(bands.clamp(min=AMIN))  # (B, n_harmonic, level, T) dB
+
+
+A21_AMIN = 1e-5
+"""kapre 0.3's ``MagnitudeToDecibel`` floor on its input before the log."""
+
+A21_DYNAMIC_RANGE = 80.0
+"""kapre 0.3's ``MagnitudeToDecibel`` range: values more than 80 dB under the example's maximum are raised to it."""
+
+
+class A21HarmonicSTFT(HarmonicSTFT):
+    """A21's harmonic front end as its kapre layers compute it: (B, samples) → (B, n_harmonic, level, frames).
+
+    Three differences from Won et al.'s (A21 ``training/modules.py:93-95``, ``:136-146``):
+
+    * the STFT is of ``n_fft - hop_length`` zeros then the clip, uncentred (kapre ``STFT(pad_begin=True)``),
+      so frames = samples // hop_length, and its **magnitude** (not power) goes through the filters;
+    * dB is 10·log10(max(x, 1e-5)), floored 80 dB under each example's maximum (kapre ``MagnitudeToDecibel``);
+    * ``Reshape((-1, level, n_harmonic))`` on each frame's harmonic-major bands: channel j of row i holds band
+      ``n_harmonic·i + j`` of the concatenated harmonics, so channels mix harmonics instead of stacking them.
+    """
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            padded = F.pad(wave.float(), (self.n_fft - self.hop_length, 0))  # (B, n_fft - hop + L)
+            spec = torch.stft(
+                padded,
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=False,
+                return_complex=True,
+            )  # (B, n_bins, T), T = L // hop
+            bands = torch.einsum("bft,fn->bnt", spec.abs(), self.filterbank())  # (B, n_harmonic·level, T)
+            db = 10.0 * torch.log10(bands.clamp(min=A21_AMIN))  # (B, n_harmonic·level, T)
+            floor = db.amax(dim=(1, 2), keepdim=True) - A21_DYNAMIC_RANGE  # (B, 1, 1) per example
+            db = torch.maximum(db, floor)
+            # the Reshape: frame t's 768 harmonic-major values read as (level, n_harmonic), row-major
+            return db.unflatten(1, (self.level, self.n_harmonic)).transpose(1, 2)  # (B, n_harmonic, level, T)

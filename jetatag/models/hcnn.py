@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetatag.config import HcnnHead, ModelParams
+from jetatag.config import HcnnFrontEnd, HcnnHead, ModelParams
 from jetatag.models.common import H_DIM, MaxPool2dSafe, MultiLevelHead, keras_init, scaled
-from jetatag.models.harmonic import HarmonicSTFT
+from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 
 BLOCKS = (  # (channels, residual, (frequency pool, time pool))
     (128, False, (2, 2)),
@@ -74,10 +74,12 @@ class HarmonicCNN(nn.Module):
 
     ``width`` scales the 2-D blocks' channels (1.0 = paper); the front end does not change. With
     ``head`` "dense" h is always 1024-d; with "a21" it is the blocks 5-7 channels' sum (1024 at width 1).
+    ``front_end`` "won" is Won et al.'s harmonic STFT, "a21" the authors' kapre version (:class:`A21HarmonicSTFT`).
     """
 
     paper_input_length: ClassVar[int] = 80000
     conv_l2_regularised: ClassVar[bool] = False  # the authors' Harmonic-CNN convs carry no L2 penalty
+    a21_glorot_convs: ClassVar[bool] = True  # A21: Conv2D without an initializer, i.e. Glorot-uniform
 
     def __init__(
         self,
@@ -85,12 +87,14 @@ class HarmonicCNN(nn.Module):
         sample_rate: int,
         width: float = 1.0,
         head: HcnnHead = "dense",
+        front_end: HcnnFrontEnd = "won",
         n_harmonic: int = 6,
         semitone_scale: int = 2,
     ) -> None:
         super().__init__()
         # harmonic front end, normalised per harmonic channel
-        self.hstft = HarmonicSTFT(sample_rate=sample_rate, n_harmonic=n_harmonic, semitone_scale=semitone_scale)
+        front_end_class = HarmonicSTFT if front_end == "won" else A21HarmonicSTFT
+        self.hstft = front_end_class(sample_rate=sample_rate, n_harmonic=n_harmonic, semitone_scale=semitone_scale)
         self.hstft_bn = nn.BatchNorm2d(n_harmonic)
         # 2-D CNN
         blocks: list[nn.Module] = []
@@ -108,8 +112,8 @@ class HarmonicCNN(nn.Module):
 
     @classmethod
     def from_params(cls, model: ModelParams, *, sample_rate: int) -> HarmonicCNN:
-        """Build at ``model.width`` with ``model.hcnn_head`` for audio at ``sample_rate``."""
-        return cls(sample_rate=sample_rate, width=model.width, head=model.hcnn_head)
+        """Build at ``model.width`` with ``model.hcnn_head`` and ``model.hcnn_front_end``, for ``sample_rate`` audio."""
+        return cls(sample_rate=sample_rate, width=model.width, head=model.hcnn_head, front_end=model.hcnn_front_end)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
         x = self.hstft_bn(self.hstft(wave))  # (B, 6, 128, T)

@@ -54,6 +54,7 @@ class MusicSincNet(nn.Module):
 
     paper_input_length: ClassVar[int] = 59049
     conv_l2_regularised: ClassVar[bool] = True  # l2(1e-4) on every conv in the authors' code
+    a21_glorot_convs: ClassVar[bool] = False  # A21: he_uniform on its Sample-CNN body's k-3 convs
 
     def __init__(
         self,
