@@ -154,6 +154,7 @@ def cmd_table1(args: argparse.Namespace) -> None:
         figure2_json=args.figure2,
         out_table=args.out_table,
         out_metrics=args.out_metrics,
+        out_details=args.out_details,
     )
 
 
@@ -353,7 +354,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", type=Path, required=True, help="audio folder written by segment")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON to write, e.g. reports/eval/probe.json")
 
-    p = add("table1", cmd_table1, "Table 1 (markdown) and flat metrics.json from all evaluations.")
+    p = add("table1", cmd_table1, "Table 1 (markdown), flat DVC metrics and the other numbers from all evaluations.")
     _add_params(p)
     p.add_argument("--evals", type=Path, required=True, help="folder of <extractor>-<variant>.json")
     p.add_argument("--arrays", type=Path, required=True, help="folder of <extractor>-<variant>.npz (paired bootstrap)")
@@ -361,7 +362,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=Path, required=True, help="folder of the <extractor>-stage1/ dvclive folders")
     p.add_argument("--figure2", type=Path, required=True, help="k-NN agreement JSON written by figure2")
     p.add_argument("--out-table", type=Path, required=True)
-    p.add_argument("--out-metrics", type=Path, required=True)
+    p.add_argument("--out-metrics", type=Path, required=True, help="DVC metrics JSON: headline numbers per model")
+    p.add_argument("--out-details", type=Path, required=True, help="plain JSON: Table 1's other numbers, flat")
 
     p = add("figure2", cmd_figure2, "Figure 2 (t-SNE panels) and per-tag ROC-AUC plot.")
     _add_params(p)

@@ -63,8 +63,9 @@ STAGE1_LIVE = tuple(f"reports/train/{x}-stage1" for x in EXTRACTOR_IDS)
 class Output:
     """One output of a stage, and how each front end stores it.
 
-    Only flat summary numbers are DVC ``metrics`` (``reports/metrics.json``: one column per number in
-    ``dvc exp show``); the nested per-evaluation JSONs are plain outputs. Images are ``plots`` (``dvc
+    Only flat summary numbers are DVC ``metrics`` (``reports/metrics.json``: each model's headline numbers
+    in both protocols, one column each in ``dvc exp show``); Table 1's other numbers (``reports/table1.json``)
+    and the nested per-evaluation JSONs are plain outputs. Images are ``plots`` (``dvc
     plots show/diff`` renders them); training curves are the top-level :data:`CURVES`, not stage plots.
     """
 
@@ -294,11 +295,11 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="table1",
-        desc="Table 1 (markdown) and flat metrics.json: evaluations, probe, Figure 2 agreement, stage-1 geometry",
+        desc="Table 1 (markdown), flat metrics.json (headline numbers) and table1.json (the other numbers)",
         command="table1",
         args=(
             "--evals reports/eval --arrays data/eval --probe {probe} --train reports/train --figure2 {figure2} "
-            "--out-table {table} --out-metrics {metrics}"
+            "--out-table {table} --out-metrics {metrics} --out-details {details}"
         ),
         deps={
             "evals": EVAL_JSONS,
@@ -310,6 +311,7 @@ STAGES: tuple[Stage, ...] = (
         outs={
             "table": Output("reports/table1.md", cache=False, caption="table1.rst"),
             "metrics": Output("reports/metrics.json", kind="metrics", cache=False),
+            "details": Output("reports/table1.json", cache=False),
         },
         params=("report.profile", *TRAINING_SWITCHES),
         modules=("jetatag.report.table1",),

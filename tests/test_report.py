@@ -11,13 +11,13 @@ from eval_fixture import TAGS, write_fake_evaluation, write_fake_figure2_stats, 
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES
+from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS
 from jetatag.errors import StageError
 from jetatag.report.figure2 import DPI, PANELS, make_figure2, panel_stats, run_figure2, tsne_map, tsne_panels
 from jetatag.report.geometry import GEOMETRY_KEYS
 from jetatag.report.knn import base_rate, knn_agreement
 from jetatag.report.paper import EXTRACTOR_NAMES, PAPER_TABLE1
-from jetatag.report.table1 import run_table1
+from jetatag.report.table1 import HEADLINE_METRICS, run_table1
 
 PRESENT = [("hcnn", "noje", 0.15), ("hcnn", "je", 0.3), ("samplecnn", "noje", 0.2), ("samplecnn", "je", 0.2)]
 PRESENT += [("sincnet", "je", 0.25)]  # sincnet without its no-JE model
@@ -55,6 +55,20 @@ def extras(tmp_path: Path) -> dict[str, Path]:
     return {"probe_json": probe, "train_dir": train_dir, "figure2_json": figure2}
 
 
+def _outs(folder: Path) -> dict[str, Path]:
+    """table1's three outputs in ``folder``, as :func:`run_table1` keywords."""
+    return {
+        "out_table": folder / "table1.md",
+        "out_metrics": folder / "metrics.json",
+        "out_details": folder / "table1.json",
+    }
+
+
+def _read_json(path: Path) -> dict:
+    """The JSON object in ``path``."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _section(text: str, title: str) -> list[str]:
     """Table rows of the markdown section ``## title``."""
     body = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
@@ -63,11 +77,9 @@ def _section(text: str, title: str) -> list[str]:
 
 def test_table1_rows_metrics_and_header(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, records = evaluations
-    table, metrics = tmp_path / "reports" / "table1.md", tmp_path / "reports" / "metrics.json"
-    run_table1(
-        make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, out_table=table, out_metrics=metrics
-    )
-    text = table.read_text()
+    outs = _outs(tmp_path / "reports")
+    run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, **outs)
+    text = outs["out_table"].read_text()
 
     header = text.splitlines()[2]
     assert "**synthetic**" in header and "80 test clips" in header and "profile: **demo**" in header
@@ -101,36 +113,64 @@ def test_table1_rows_metrics_and_header(evaluations, extras, make_params, tmp_pa
     je_map = records["hcnn", "je"]["retrieval"]["joint_embedding"]["map"]
     assert retrieval[1].endswith(f"| {je_map:.4f} |")
 
-    flat = json.loads(metrics.read_text())
-    assert flat["hcnn.je.paper.roc_auc"] == records["hcnn", "je"]["paper"]["roc_auc"]
-    assert flat["hcnn.noje.literature.ap"] == records["hcnn", "noje"]["literature"]["ap"]
-    assert flat["hcnn.je_minus_noje.literature.roc_auc"] == pytest.approx(diff)
-    assert flat["hcnn.je.retrieval.joint_embedding_map"] == je_map
-    assert "sincnet.je.paper.pr_auc" in flat and not any(k.startswith("sincnet.je_minus_noje") for k in flat)
+    metrics, details = _read_json(outs["out_metrics"]), _read_json(outs["out_details"])
+    assert metrics["hcnn.je.paper.roc_auc"] == records["hcnn", "je"]["paper"]["roc_auc"]
+    assert metrics["hcnn.noje.literature.ap"] == records["hcnn", "noje"]["literature"]["ap"]
+    assert "sincnet.je.paper.pr_auc" in metrics and "sincnet.noje.paper.pr_auc" not in metrics
+    assert all(isinstance(v, float) for v in metrics.values())
+    assert details["hcnn.je_minus_noje.literature.roc_auc"] == pytest.approx(diff)
+    assert details["hcnn.je.retrieval.joint_embedding_map"] == je_map
+    assert details["hcnn.noje.exact_micro.ap"] == records["hcnn", "noje"]["exact_micro"]["ap"]
+    assert not any(k.startswith("sincnet.je_minus_noje") for k in details)
     old = {f"{OLD_STAGE1}.stage1.valid.{key}" for key in GEOMETRY_KEYS}
-    assert all(flat[k] is None for k in old)
+    assert all(details[k] is None for k in old)
     # the run's training switches, as the header shows them
-    switch_keys = {k for k in flat if k.startswith("switches.")}
+    switch_keys = {k for k in details if k.startswith("switches.")}
     assert switch_keys == {f"switches.{key}" for key in TRAINING_SWITCHES}
-    assert flat["switches.model.pair_loss"] == "paper" and flat["switches.train.classifier_bias"] == "zeros"
-    assert all(isinstance(v, float) for k, v in flat.items() if k not in old | switch_keys)
+    assert details["switches.model.pair_loss"] == "paper" and details["switches.train.classifier_bias"] == "zeros"
+    assert all(isinstance(v, float) for k, v in details.items() if k not in old | switch_keys)
+
+
+def test_table1_metrics_hold_only_the_headline_numbers(evaluations, extras, make_params, tmp_path: Path) -> None:
+    # every model present: metrics.json (DVC) gets each model's headline numbers and the probe's, nothing else;
+    # table1.json gets every other number, under the keys metrics.json had before they moved
+    eval_dir, arrays_dir, _ = evaluations
+    for x in EXTRACTOR_IDS:
+        for v in VARIANTS:
+            if not (eval_dir / f"{x}-{v}.json").is_file():
+                write_fake_evaluation(eval_dir, arrays_dir, x, v, skill=0.2, n_resamples=200)
+    outs = _outs(tmp_path)
+    run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, **outs)
+    metrics, details = _read_json(outs["out_metrics"]), _read_json(outs["out_details"])
+
+    headline = [f"{p}.{m}" for p, ms in HEADLINE_METRICS.items() for m in ms]
+    expected = {f"{x}.{v}.{h}" for x in EXTRACTOR_IDS for v in VARIANTS for h in headline}
+    expected |= {"probe.literature.roc_auc", "probe.literature.ap"}
+    assert set(metrics) == expected and len(metrics) == 50
+
+    moved = [f"{v}.exact_micro.{m}" for v in VARIANTS for m in ("roc_auc", "ap")]
+    moved += ["noje.retrieval.classifier_map", "je.retrieval.classifier_map", "je.retrieval.joint_embedding_map"]
+    moved += [*(f"je_minus_noje.{h}" for h in headline), *(f"stage1.valid.{k}" for k in GEOMETRY_KEYS)]
+    expected = {f"{x}.{key}" for x in EXTRACTOR_IDS for key in moved}
+    expected |= {"figure2.base_rate", *(f"figure2.knn_agreement.{p}" for p in PANELS)}
+    expected |= {f"switches.{key}" for key in TRAINING_SWITCHES}
+    assert set(details) == expected
 
 
 def test_table1_reference_rows_and_geometry(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
-    table, metrics = tmp_path / "t.md", tmp_path / "m.json"
-    run_table1(
-        make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, out_table=table, out_metrics=metrics
-    )
-    text, flat = table.read_text(), json.loads(metrics.read_text())
+    outs = _outs(tmp_path)
+    run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, **outs)
+    text = outs["out_table"].read_text()
+    metrics, details = _read_json(outs["out_metrics"]), _read_json(outs["out_details"])
 
     # the probe: a reference row under the extractors of the literature protocol, and two metrics
     probe = _section(text, "Literature protocol")[-1].split(" | ")
     assert probe[0] == "| Log-mel mean/std + logistic regression (probe)"
     assert probe[1:3] == ["0.6100 [0.5600, 0.6600]", "–"] and probe[3].startswith("0.4200 [")
-    assert flat["probe.literature.roc_auc"] == 0.61 and flat["probe.literature.ap"] == 0.42
+    assert metrics["probe.literature.roc_auc"] == 0.61 and metrics["probe.literature.ap"] == 0.42
 
-    # Figure 2: one row per panel, and the numbers in metrics.json
+    # Figure 2: one row per panel, and the numbers in table1.json
     rows = _section(text, "Figure 2: k-NN tag agreement")
     assert rows[0] == "| Panel | 10-NN agreement | base rate |"
     assert rows[1:] == [
@@ -138,8 +178,8 @@ def test_table1_reference_rows_and_geometry(evaluations, extras, make_params, tm
         "| ground-truth tag vectors | 0.9000 | 0.3000 |",
         "| Harmonic-CNN h, with JE | 0.5000 | 0.3000 |",
     ]
-    assert flat["figure2.base_rate"] == 0.3
-    assert [flat[f"figure2.knn_agreement.{p}"] for p in PANELS] == [0.3, 0.9, 0.5]
+    assert details["figure2.base_rate"] == 0.3
+    assert [details[f"figure2.knn_agreement.{p}"] for p in PANELS] == [0.3, 0.9, 0.5]
 
     # geometry after stage 1: every extractor, n/a where the run predates the metrics
     rows = _section(text, "JE geometry after stage 1")
@@ -148,27 +188,20 @@ def test_table1_reference_rows_and_geometry(evaluations, extras, make_params, tm
     assert rows[1 + EXTRACTOR_IDS.index(OLD_STAGE1)].endswith("| n/a | n/a | n/a | n/a |")
     for x in EXTRACTOR_IDS:
         for key, value in (_geometry(x) if x != OLD_STAGE1 else dict.fromkeys(GEOMETRY_KEYS)).items():
-            assert flat[f"{x}.stage1.valid.{key}"] == value
+            assert details[f"{x}.stage1.valid.{key}"] == value
 
 
 def test_table1_reads_flat_dvclive_keys(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
     path = extras["train_dir"] / "hcnn-stage1" / "metrics.json"
     path.write_text(json.dumps({f"valid/{k}": v for k, v in _geometry("sincnet").items()}))
-    run_table1(
-        make_params({}),
-        eval_dir=eval_dir,
-        arrays_dir=arrays_dir,
-        **extras,
-        out_table=tmp_path / "t.md",
-        out_metrics=tmp_path / "m.json",
-    )
-    assert json.loads((tmp_path / "m.json").read_text())["hcnn.stage1.valid.zt_erank"] == 11.0
+    run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, **_outs(tmp_path))
+    assert _read_json(tmp_path / "table1.json")["hcnn.stage1.valid.zt_erank"] == 11.0
 
 
 def test_table1_missing_or_bad_extra_inputs(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
-    out = {"out_table": tmp_path / "t.md", "out_metrics": tmp_path / "m.json"}
+    out = _outs(tmp_path)
 
     def table1(**changed: Path) -> None:
         run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **(extras | changed), **out)
@@ -195,27 +228,20 @@ def test_table1_missing_or_bad_extra_inputs(evaluations, extras, make_params, tm
     (tmp_path / "bad.json").write_text(json.dumps({"tag": "techno"}))
     with pytest.raises(StageError, match="not a Figure 2 statistics file"):
         table1(figure2_json=tmp_path / "bad.json")
-    assert not (tmp_path / "t.md").exists() and not (tmp_path / "m.json").exists()
+    assert not any(path.exists() for path in out.values())
 
 
 def test_table1_paired_ci_shows_the_better_model(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
-    run_table1(
-        make_params({}),
-        eval_dir=eval_dir,
-        arrays_dir=arrays_dir,
-        **extras,
-        out_table=tmp_path / "t.md",
-        out_metrics=tmp_path / "m.json",
-    )
-    hcnn_effect = _section((tmp_path / "t.md").read_text(), "Effect of JE (JE − no JE)")[1].split(" | ")
+    run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, **_outs(tmp_path))
+    hcnn_effect = _section((tmp_path / "table1.md").read_text(), "Effect of JE (JE − no JE)")[1].split(" | ")
     lo = float(hcnn_effect[5].split("[")[1].split(",")[0])
     assert lo > 0  # JE fixture model has twice the skill: the paired CI excludes zero
 
 
 def test_table1_bad_inputs(evaluations, extras, make_params, tmp_path: Path) -> None:
     eval_dir, arrays_dir, _ = evaluations
-    kwargs = {"arrays_dir": arrays_dir, **extras, "out_table": tmp_path / "t.md", "out_metrics": tmp_path / "m.json"}
+    kwargs = {"arrays_dir": arrays_dir, **extras, **_outs(tmp_path)}
     with pytest.raises(StageError, match="no <extractor>-<variant>.json"):
         run_table1(make_params({}), eval_dir=tmp_path, **kwargs)
     (eval_dir / "samplecnn_res-je.json").write_text("{not json")
@@ -224,7 +250,7 @@ def test_table1_bad_inputs(evaluations, extras, make_params, tmp_path: Path) -> 
     write_fake_evaluation(eval_dir, arrays_dir, "samplecnn_res", "je", skill=0.2, dataset="MTAT")
     with pytest.raises(StageError, match="different datasets"):
         run_table1(make_params({}), eval_dir=eval_dir, **kwargs)
-    assert not (tmp_path / "t.md").exists()
+    assert not (tmp_path / "table1.md").exists()
 
 
 def test_figure2_panels(evaluations) -> None:

@@ -37,7 +37,7 @@ FIGURE2_EXTRACTOR = "hcnn"
 """The paper's Figure 2 shows Harmonic-CNN."""
 
 PANELS = ("h_noje", "tag_vectors", "h_je")
-"""Panel ids, left to right: keys of the maps and of the agreements in ``figure2.json`` and ``metrics.json``."""
+"""Panel ids, left to right: keys of the maps and of the agreements in ``figure2.json`` and ``table1.json``."""
 
 DPI = 150
 PCA_DIMS = 50

@@ -1,4 +1,4 @@
-"""Stage ``table1``: the paper's Table 1 beside ours, in both protocols, and a flat metrics file for DVC.
+"""Stage ``table1``: the paper's Table 1 beside ours, in both protocols, a flat metrics file for DVC and the rest, flat.
 
 Reads every ``<extractor>-<variant>.json`` written by ``evaluate`` and, for the JE − no-JE differences,
 the two models' arrays files, whose stored bootstrap resamples are shared (same clips, same seed), so
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 Evals = dict[tuple[str, str], dict[str, Any]]
 """Evaluation reports keyed by (extractor, variant)."""
 
-DIFF_METRICS = {"paper": ("roc_auc", "pr_auc"), "literature": ("roc_auc", "ap")}
-"""Metrics whose JE − no-JE difference gets a paired-bootstrap CI, per protocol."""
+HEADLINE_METRICS = {"paper": ("roc_auc", "pr_auc"), "literature": ("roc_auc", "ap")}
+"""Each model's headline numbers, per protocol: its DVC metrics, and the JE − no-JE differences with a paired CI."""
 
 _REQUIRED = ("extractor", "variant", "dataset", "n_test_clips", "paper", "exact_micro", "literature", "retrieval")
 
@@ -140,34 +140,52 @@ def paired_differences(arrays_dir: Path, extractor: str, evals: Evals) -> dict[s
             )
             for metric in metrics
         }
-        for protocol, metrics in DIFF_METRICS.items()
+        for protocol, metrics in HEADLINE_METRICS.items()
     }
 
 
-def flat_metrics(
+def _by_extractor(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``flat`` (keys ``<extractor>.…``) in :data:`EXTRACTOR_IDS` order, then by key: a stable, readable file."""
+    return dict(sorted(flat.items(), key=lambda kv: (EXTRACTOR_IDS.index(kv[0].split(".")[0]), kv[0])))
+
+
+def summary_metrics(evals: Evals, *, probe: Mapping[str, Any]) -> dict[str, float | None]:
+    """The DVC metrics: each model's :data:`HEADLINE_METRICS`, then the probe's, few enough for `dvc exp show`.
+
+    Keys: ``<extractor>.<variant>.<protocol>.<metric>`` and ``probe.literature.{roc_auc,ap}``.
+    """
+    flat = {
+        f"{extractor}.{variant}.{protocol}.{metric}": report[protocol][metric]
+        for (extractor, variant), report in evals.items()
+        for protocol, metrics in HEADLINE_METRICS.items()
+        for metric in metrics
+    }
+    return {
+        **_by_extractor(flat),
+        "probe.literature.roc_auc": probe["literature"]["roc_auc"],
+        "probe.literature.ap": probe["literature"]["ap"],
+    }
+
+
+def detail_values(
     evals: Evals,
     diffs: Mapping[str, dict | None],
     *,
-    probe: Mapping[str, Any],
     figure2: Mapping[str, Any],
     geometry: Geometry,
     switches: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Flat mapping for ``dvc metrics``, per extractor then the references, then the run's training switches.
+    """Table 1's other numbers, flat, for a plain output: too many for DVC metrics, still one diff away.
 
-    Keys: ``<extractor>.<variant|je_minus_noje>.<protocol>.<metric>``, ``<extractor>.stage1.valid.<key>``
-    (geometry after stage 1), ``probe.literature.{roc_auc,ap}``, ``figure2.{base_rate,knn_agreement.<panel>}``
-    and ``switches.<params key>`` (:func:`training_switches`), so a metrics diff shows what a run changed.
+    Keys: ``<extractor>.<variant>.exact_micro.{roc_auc,ap}``, ``<extractor>.<variant>.retrieval.<ranking>_map``,
+    ``<extractor>.je_minus_noje.<protocol>.<metric>``, ``<extractor>.stage1.valid.<key>`` (geometry after
+    stage 1), ``figure2.{base_rate,knn_agreement.<panel>}`` and ``switches.<params key>`` (:func:`training_switches`).
     """
     flat: dict[str, Any] = {}
     for (extractor, variant), r in evals.items():
         prefix = f"{extractor}.{variant}"
-        flat[f"{prefix}.paper.roc_auc"] = r["paper"]["roc_auc"]
-        flat[f"{prefix}.paper.pr_auc"] = r["paper"]["pr_auc"]
         flat[f"{prefix}.exact_micro.roc_auc"] = r["exact_micro"]["roc_auc"]
         flat[f"{prefix}.exact_micro.ap"] = r["exact_micro"]["ap"]
-        flat[f"{prefix}.literature.roc_auc"] = r["literature"]["roc_auc"]
-        flat[f"{prefix}.literature.ap"] = r["literature"]["ap"]
         for ranking, result in r["retrieval"].items():
             flat[f"{prefix}.retrieval.{ranking}_map"] = result["map"]
     for extractor, diff in diffs.items():
@@ -177,9 +195,7 @@ def flat_metrics(
     for extractor, values in geometry.items():
         for key, value in values.items():
             flat[f"{extractor}.stage1.valid.{key}"] = value
-    flat = dict(sorted(flat.items(), key=lambda kv: (EXTRACTOR_IDS.index(kv[0].split(".")[0]), kv[0])))
-    flat["probe.literature.roc_auc"] = probe["literature"]["roc_auc"]
-    flat["probe.literature.ap"] = probe["literature"]["ap"]
+    flat = _by_extractor(flat)
     flat["figure2.base_rate"] = figure2["base_rate"]
     for panel in PANELS:
         flat[f"figure2.knn_agreement.{panel}"] = figure2["knn_agreement"][panel]
@@ -426,8 +442,9 @@ def run_table1(
     figure2_json: Path,
     out_table: Path,
     out_metrics: Path,
+    out_details: Path,
 ) -> None:
-    """Write ``out_table`` (markdown Table 1) and ``out_metrics`` (flat JSON).
+    """Write ``out_table`` (markdown Table 1), ``out_metrics`` (flat DVC metrics) and ``out_details`` (the rest, flat).
 
     Inputs: the evaluations in ``eval_dir`` (and their arrays in ``arrays_dir``), the probe report
     ``probe_json``, the stage-1 dvclive folders ``<train_dir>/<extractor>-stage1/`` and Figure 2's
@@ -447,8 +464,8 @@ def run_table1(
     diffs = {x: paired_differences(arrays_dir, x, evals) for x in EXTRACTOR_IDS}
     with atomic_open(out_table, "w", encoding="utf-8") as handle:
         handle.write(render_table(evals, diffs, probe=probe, figure2=figure2, geometry=geometry, header=header))
-    flat = flat_metrics(
-        evals, diffs, probe=probe, figure2=figure2, geometry=geometry, switches=training_switches(params)
-    )
-    write_json(out_metrics, flat)
-    log.info("table1: %d of %d evaluations -> %s, %s", len(evals), 2 * len(EXTRACTOR_IDS), out_table, out_metrics)
+    write_json(out_metrics, summary_metrics(evals, probe=probe))
+    details = detail_values(evals, diffs, figure2=figure2, geometry=geometry, switches=training_switches(params))
+    write_json(out_details, details)
+    outs = ", ".join(map(str, (out_table, out_metrics, out_details)))
+    log.info("table1: %d of %d evaluations -> %s", len(evals), 2 * len(EXTRACTOR_IDS), outs)

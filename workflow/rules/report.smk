@@ -1,4 +1,5 @@
-# Reports: Figure 2 with its k-NN agreements and the per-tag ROC-AUC plot, then Table 1 with metrics.json.
+# Reports: Figure 2 with its k-NN agreements and the per-tag ROC-AUC plot, then Table 1 with metrics.json
+# (headline numbers) and table1.json (the other numbers).
 
 
 rule table1:
