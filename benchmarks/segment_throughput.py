@@ -27,8 +27,8 @@ import soundfile as sf
 
 from jetatag.config import params_from_dict
 from jetatag.data.labels import load_labels, run_labels
-from jetatag.data.mtat import ANNOTATIONS, FOLDERS, TAGS_188, write_annotations
 from jetatag.data.segment import run_segment
+from jetatag.mtat import ANNOTATIONS, FOLDERS, TAGS_188, write_annotations
 
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 29.1

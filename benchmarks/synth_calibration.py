@@ -40,7 +40,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from jetatag.data.labels import top_tags
-from jetatag.data.mtat import ANNOTATIONS, SPLIT_OF_FOLDER, TAGS_188, ZIP_PIECES, read_annotations
+from jetatag.mtat import ANNOTATIONS, SPLIT_OF_FOLDER, TAGS_188, ZIP_PIECES, read_annotations
 from jetatag.synth.catalog import build_catalog
 from jetatag.synth.clip import design_clip
 from jetatag.synth.mirror import write_mirror

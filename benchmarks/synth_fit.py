@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jetatag.data.mtat import TAGS_188
+from jetatag.mtat import TAGS_188
 from jetatag.synth.concepts import CONCEPTS, TAG_CONCEPTS, concept_vector
 from jetatag.synth.score import arrange
 from jetatag.synth.styles import STYLE_NAMES, plan_clip, plan_track

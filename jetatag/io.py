@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from jetatag.errors import StageError
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+_UMASK_LOCK = threading.Lock()
+
+
+@functools.cache
+def _process_umask() -> int:
+    """The process's file-creation mask, read on first use: reading it means setting it, so under a lock."""
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -27,7 +37,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp makes 0600 files: give outputs the usual umask-based mode
-            tmp_path.chmod(0o666 & ~_UMASK)
+            tmp_path.chmod(0o666 & ~_process_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

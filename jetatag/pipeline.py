@@ -403,18 +403,18 @@ def copy_checkout(dest: Path, *, exclude: Sequence[str] = ()) -> None:
 # --- code dependencies ----------------------------------------------------------------------------
 
 
-def module_path(module: str) -> Path | None:
-    """Source file of ``jetatag`` module ``module`` relative to the root, or None if there is none."""
+def module_path(module: str, root: Path = ROOT) -> Path | None:
+    """Source file of ``jetatag`` module ``module`` relative to ``root``, or None if there is none."""
     base = Path(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if (ROOT / candidate).is_file():
+        if (root / candidate).is_file():
             return candidate
     return None
 
 
-def _imports(module: str, path: Path) -> set[str]:
-    """``jetatag`` modules that ``module`` (source ``path``) imports anywhere in its body."""
-    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"), filename=str(path))
+def module_imports(module: str, path: Path, root: Path = ROOT) -> set[str]:
+    """``jetatag`` modules that ``module`` (source ``root / path``) imports anywhere in its body."""
+    tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -429,7 +429,7 @@ def _imports(module: str, path: Path) -> set[str]:
                 base = node.module or ""
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # names may be submodules
-    return {m for m in found if m.split(".")[0] == "jetatag" and module_path(m) is not None}
+    return {m for m in found if m.split(".")[0] == "jetatag" and module_path(m, root) is not None}
 
 
 @functools.cache
@@ -452,7 +452,7 @@ def code_files(modules: tuple[str, ...]) -> tuple[str, ...]:
             files.add(Path(*module.split(".")).with_suffix(".py").as_posix())
             continue
         files.add(path.as_posix())
-        todo.extend(_imports(module, path))
+        todo.extend(module_imports(module, path))
     return tuple(sorted(files))
 
 

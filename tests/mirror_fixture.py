@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jetatag.data.mtat import (
+from jetatag.checksums import write_sha256sums
+from jetatag.mtat import (
     ANNOTATIONS,
     CLIP_INFO,
     CLIP_INFO_COLUMNS,
@@ -25,7 +26,6 @@ from jetatag.data.mtat import (
     TAGS_188,
     ZIP_PIECES,
     write_annotations,
-    write_sha256sums,
 )
 
 SAMPLE_RATE = 16000

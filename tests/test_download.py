@@ -19,10 +19,11 @@ import pytest
 from mirror_fixture import TinyData, tiny_data, write_mirror
 
 from jetatag import pipeline
+from jetatag.checksums import SHA256SUMS, write_sha256sums
 from jetatag.config import Params
 from jetatag.data.download import MIRROR_FILES, run_download
-from jetatag.data.mtat import ANNOTATIONS, CLIP_INFO, OFFICIAL_SHA256, SHA256SUMS, ZIP_PIECES, write_sha256sums
 from jetatag.errors import StageError
+from jetatag.mtat import ANNOTATIONS, CLIP_INFO, OFFICIAL_SHA256, ZIP_PIECES
 from jetatag.synth.stage import run_synth
 
 

@@ -12,8 +12,8 @@ import pytest
 from mirror_fixture import TinyData
 
 from jetatag.data.labels import NO_TOP_TAG, run_labels, select_clips, top_tags
-from jetatag.data.mtat import TAGS_188, read_annotations, write_annotations
 from jetatag.errors import StageError
+from jetatag.mtat import TAGS_188, read_annotations, write_annotations
 
 MTAT = Path("/work/shared/mtat")
 

@@ -13,8 +13,9 @@ import soundfile as sf
 import soxr
 from mirror_fixture import TinyData, tiny_data, write_raw
 
+from jetatag.audio import MU, mu_law_compress
 from jetatag.data.labels import load_labels, run_labels
-from jetatag.data.segment import MU, estimated_samples, mu_law_compress, plan_shards, run_segment
+from jetatag.data.segment import estimated_samples, plan_shards, run_segment
 from jetatag.data.shards import INT16_SCALE, shard_name, to_float
 from jetatag.errors import StageError
 

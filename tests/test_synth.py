@@ -16,21 +16,19 @@ import pytest
 import soundfile as sf
 from scipy import stats
 
+from jetatag.checksums import SHA256SUMS, parse_sha256sums, sha256_file
 from jetatag.config import params_from_dict
-from jetatag.data.mtat import (
+from jetatag.errors import StageError
+from jetatag.mtat import (
     ANNOTATIONS,
     CLIP_INFO,
     CLIP_INFO_COLUMNS,
     FOLDERS,
-    SHA256SUMS,
     SPLIT_OF_FOLDER,
     TAGS_188,
     ZIP_PIECES,
-    parse_sha256sums,
     read_annotations,
-    sha256_file,
 )
-from jetatag.errors import StageError
 from jetatag.synth.catalog import build_catalog
 from jetatag.synth.clip import design_clip, render_clip
 from jetatag.synth.concepts import CONCEPT_INDEX, CONCEPTS, TAG_CONCEPTS
@@ -189,7 +187,11 @@ def test_tag_model_formula_and_link_check() -> None:
     assert expected == pytest.approx(1 - 0.99 * (0.25 * np.exp(-0.6) + 0.75 * np.exp(-2.4)))
     with pytest.raises(ValueError, match="not linked"):
         TagModel.from_tables({"piano": {"guitar_dist": 1.0}}, {}, (1.0,), (1.0,))
+
+
+def test_every_tag_links_to_known_concepts() -> None:
     assert set(TAG_CONCEPTS) == set(TAGS_188)
+    assert {c for links in TAG_CONCEPTS.values() for c in links} <= set(CONCEPTS)
 
 
 def test_tag_sampler_statistics_resemble_mtat() -> None:

@@ -2,7 +2,7 @@
 
 Every file of the mirror (:data:`MIRROR_FILES`) is fetched into ``out_dir/downloads/`` as ``<name>.part``
 (HTTP downloads resume with a Range request and retry with exponential backoff), checked against the
-mirror's ``SHA256SUMS`` (or :data:`~jetatag.data.mtat.OFFICIAL_SHA256` when the mirror has none) and
+mirror's ``SHA256SUMS`` (or :data:`~jetatag.mtat.OFFICIAL_SHA256` when the mirror has none) and
 only then renamed to ``<name>``; a mismatch deletes the file and stops the stage. The zip pieces are read
 as one stream and extracted into a temporary folder that is renamed to ``out_dir/mp3`` when complete.
 ``downloads/verified.json`` records what was verified and extracted, so a re-run with everything in
@@ -28,19 +28,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
+from jetatag.checksums import SHA256SUMS, parse_sha256sums, sha256_file
 from jetatag.config import SYNTHETIC_SOURCE, DataParams, Params
-from jetatag.data.mtat import (
-    ANNOTATIONS,
-    CLIP_INFO,
-    FOLDERS,
-    OFFICIAL_SHA256,
-    SHA256SUMS,
-    ZIP_PIECES,
-    parse_sha256sums,
-    sha256_file,
-)
 from jetatag.errors import StageError
 from jetatag.io import atomic_path, write_json
+from jetatag.mtat import ANNOTATIONS, CLIP_INFO, FOLDERS, OFFICIAL_SHA256, ZIP_PIECES
 from jetatag.progress import progress
 
 if TYPE_CHECKING:

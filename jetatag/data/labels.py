@@ -1,7 +1,7 @@
 """Stage ``labels``: pick the top-N tags, split clips by folder and drop clips that cannot be used.
 
 Tags are ranked by their count over all rows of ``annotations_final.csv``, descending. Ties are broken
-by :data:`~jetatag.data.mtat.TOP50_STANDARD_ORDER` (the column order of published MTAT top-50 label
+by :data:`~jetatag.mtat.TOP50_STANDARD_ORDER` (the column order of published MTAT top-50 label
 matrices) and then by annotation column order, so the ranking is deterministic and on real MTAT gives
 exactly the standard top-50 order. A clip is dropped when it has none of the top-N tags or when its mp3
 is missing, empty or cannot be decoded; every drop is reported by name in ``dropped.json``.
@@ -20,9 +20,9 @@ import pandas as pd
 import soundfile as sf
 
 from jetatag.config import Params
-from jetatag.data.mtat import ANNOTATIONS, TOP50_STANDARD_ORDER, Annotations, read_annotations, split_of
 from jetatag.errors import StageError
 from jetatag.io import atomic_path, write_json
+from jetatag.mtat import ANNOTATIONS, TOP50_STANDARD_ORDER, Annotations, read_annotations, split_of
 from jetatag.progress import progress
 
 log = logging.getLogger(__name__)

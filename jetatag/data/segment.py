@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
-import soxr
 
+from jetatag.audio import decode_mono, mu_law_compress
 from jetatag.config import Params
 from jetatag.data.labels import file_problem, load_labels
 from jetatag.data.shards import (
@@ -51,8 +51,6 @@ MIN_SHARD_MB = 4.0
 """... unless that makes shards smaller than this: tiny data sets still get several clips per shard."""
 PROBE_FILES = 16
 """Files whose headers calibrate the length-from-size estimate that plans the shards."""
-MU = 255
-"""Mu of the mu-law companding of ``audio.mu_law`` (A21's ``preprocessing/preprocess.py``)."""
 
 
 @dataclass(frozen=True)
@@ -72,28 +70,6 @@ class Stored:
     n_samples: int
     padded: bool
     problem: str | None
-
-
-def decode_mono(path: Path, sample_rate: int) -> np.ndarray:
-    """Decode ``path`` to float32 mono at ``sample_rate`` Hz (channel mean, soxr high-quality resampling)."""
-    wave, source_rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
-    mono = wave.mean(axis=1, dtype=np.float32) if wave.shape[1] > 1 else wave[:, 0]  # (n,)
-    if source_rate != sample_rate:
-        mono = soxr.resample(mono, source_rate, sample_rate, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
-
-
-def mu_law_compress(wave: np.ndarray, mu: int = MU) -> np.ndarray:
-    """Compand float32 ``wave`` in place, sign(x)·ln(1 + mu|x|) / ln(1 + mu), unquantised as in A21.
-
-    Unlike ``librosa.mu_compress`` it accepts |x| > 1 (a decoded mp3 may overshoot), as A21's numpy formula does.
-    """
-    magnitude = np.abs(wave)
-    np.multiply(magnitude, np.float32(mu), out=magnitude)
-    np.log1p(magnitude, out=magnitude)
-    np.multiply(magnitude, np.float32(1.0 / np.log1p(mu)), out=magnitude)
-    np.copysign(magnitude, wave, out=wave)
-    return wave
 
 
 def prepare_clip(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jetatag.data.mtat import FOLDERS
+from jetatag.mtat import FOLDERS
 
 _WORDS = (
     "amber", "april", "autumn", "blue", "bright", "broken", "candle", "canyon", "castle", "cedar", "circle", "cloud",

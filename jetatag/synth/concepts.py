@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from jetatag.data.mtat import TAGS_188
 from jetatag.synth.instruments import INSTRUMENT_FACTS, INSTRUMENTS
 from jetatag.synth.score import Score, onset_rate
 from jetatag.synth.styles import STYLE_NAMES, VOCALS, ClipPlan
@@ -235,16 +234,6 @@ TAG_CONCEPTS: dict[str, tuple[str, ...]] = {
     "english": ("vocals",),
 }  # fmt: skip
 """Tag -> the concepts it may describe (every one of the 188 tags, every concept in :data:`CONCEPTS`)."""
-
-
-def _check_links() -> None:
-    missing = set(TAGS_188) ^ set(TAG_CONCEPTS)
-    unknown = {c for links in TAG_CONCEPTS.values() for c in links} - set(CONCEPTS)
-    if missing or unknown:
-        raise RuntimeError(f"TAG_CONCEPTS out of sync: tags {sorted(missing)}, concepts {sorted(unknown)}")
-
-
-_check_links()
 
 
 def concept_vector(plan: ClipPlan, score: Score) -> np.ndarray:

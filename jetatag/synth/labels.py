@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jetatag.data.mtat import TAGS_188
+from jetatag.mtat import TAGS_188
 from jetatag.synth import fitted
 from jetatag.synth.concepts import CONCEPT_INDEX, CONCEPTS, TAG_CONCEPTS
 

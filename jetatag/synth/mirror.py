@@ -23,16 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jetatag.data.mtat import (
-    ANNOTATIONS,
-    CLIP_INFO,
-    TAGS_188,
-    ZIP_PIECES,
-    write_annotations,
-    write_clip_info,
-    write_sha256sums,
-)
+from jetatag.checksums import write_sha256sums
 from jetatag.errors import StageError
+from jetatag.mtat import ANNOTATIONS, CLIP_INFO, TAGS_188, ZIP_PIECES, write_annotations, write_clip_info
 from jetatag.progress import progress
 from jetatag.synth.catalog import ClipSpec, build_catalog, slug
 from jetatag.synth.clip import design_clip, encode_mp3, render_clip

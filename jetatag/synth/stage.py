@@ -14,8 +14,8 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+from jetatag.checksums import SHA256SUMS
 from jetatag.config import SYNTHETIC_SOURCE, Params, SynthParams
-from jetatag.data.mtat import SHA256SUMS
 from jetatag.io import write_json
 
 log = logging.getLogger(__name__)

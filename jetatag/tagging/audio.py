@@ -1,8 +1,8 @@
 """Read the user's audio as the models saw MTAT: mono float32 at the model's sample rate, peak-normalised.
 
 Any container/codec libsndfile decodes (wav, flac, ogg/vorbis/opus, mp3, aiff, ...) at any sample
-rate and channel count is accepted; decoding is the ``segment`` stage's (channel mean, soxr
-resampling), then the whole file is mu-law companded when the model was trained so, and divided by its
+rate and channel count is accepted; decoding is the ``segment`` stage's (:mod:`jetatag.audio`: channel mean,
+soxr resampling), then the whole file is mu-law companded when the model was trained so, and divided by its
 peak (``x / max|x|``), as ``segment`` does per clip.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jetatag.data.segment import decode_mono, mu_law_compress
+from jetatag.audio import decode_mono, mu_law_compress
 from jetatag.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def load_audio(path: Path, *, sample_rate: int, peak_normalize: bool = True, mu_
     Raises :class:`StageError` naming the file when it cannot be decoded or holds no samples.
     """
     try:
-        wave = decode_mono(path, sample_rate)  # the segment stage's decoder: channel mean, soxr HQ
+        wave = decode_mono(path, sample_rate)  # the decoder segment uses too: channel mean, soxr HQ
     except (sf.SoundFileError, RuntimeError, ValueError, OSError) as err:
         raise StageError(f"{path}: cannot decode audio (damaged, or a format libsndfile does not read): {err}") from err
     if wave.shape[0] == 0:

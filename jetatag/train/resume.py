@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
+from jetatag.checksums import sha256_file
 from jetatag.config import Params
-from jetatag.data.mtat import sha256_file
 from jetatag.data.shards import INDEX, META
 from jetatag.errors import StageError
 from jetatag.io import atomic_path

@@ -8,7 +8,6 @@ mirror writes the same format with :func:`write_annotations`; ``labels`` reads i
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ OFFICIAL_URL = "https://mirg.city.ac.uk/datasets/magnatagatune/"
 ZIP_PIECES = ("mp3.zip.001", "mp3.zip.002", "mp3.zip.003")
 ANNOTATIONS = "annotations_final.csv"
 CLIP_INFO = "clip_info_final.csv"
-SHA256SUMS = "SHA256SUMS"
 
 OFFICIAL_SHA256 = {
     "mp3.zip.001": "f857fe185968773058cc71662c2ef5d8f2d4b7338e3c122cfd52f82dcb9760b9",
@@ -162,32 +160,3 @@ def _unquote(field: str, path: Path, line: int) -> str:
     if len(field) >= 2 and field[0] == field[-1] == '"':
         return field[1:-1]
     raise StageError(f"{path}: line {line}: field {field!r} is not double-quoted")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_sha256sums(folder: Path, names: Iterable[str]) -> None:
-    """Write ``SHA256SUMS`` (``sha256sum`` format) for ``names`` inside ``folder``."""
-    lines = [f"{sha256_file(folder / name)}  {name}\n" for name in names]
-    with atomic_open(folder / SHA256SUMS, "w", encoding="utf-8") as handle:
-        handle.writelines(lines)
-
-
-def parse_sha256sums(text: str, source: str) -> dict[str, str]:
-    """Parse ``sha256sum`` output (``<hex>  <name>`` or ``<hex> *<name>``) into name -> hex."""
-    sums: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2 or len(parts[0]) != 64:
-            raise StageError(f"{source}: line {n}: not a sha256sum line: {line!r}")
-        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
-    return sums
