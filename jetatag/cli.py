@@ -220,9 +220,10 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_pipeline_generate(args: argparse.Namespace) -> None:
-    from jetatag.pipeline import write_dvc_yaml
+    from jetatag.pipeline import write_generated
 
-    write_dvc_yaml(args.out, check=args.check)
+    written = write_generated(args.root, check=args.check)
+    log.info("%s", f"wrote {', '.join(written)}" if written else "generated files are up to date")
 
 
 def cmd_pipeline_apply_profile(args: argparse.Namespace) -> None:
@@ -398,13 +399,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=("embedding", "scores"), help="ranking (default: embedding if the index has z_m)")
     p.add_argument("--model", type=Path, help="model the index was built with (default: the path recorded in it)")
 
-    help_ = "Pipeline front ends: regenerate dvc.yaml, apply a params profile."
+    help_ = "Pipeline front ends: regenerate dvc.yaml and the Snakemake rules, apply a params profile."
     p = sub.add_parser("pipeline", help=help_, description=help_, parents=[common])
     pipe = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    q = pipe.add_parser("generate", help="write dvc.yaml from the stage list in jetatag/pipeline.py", parents=[common])
+    help_ = "write dvc.yaml and the rule files workflow/rules/*.smk from the stage list in jetatag/pipeline.py"
+    q = pipe.add_parser("generate", help=help_, parents=[common])
     q.set_defaults(handler=cmd_pipeline_generate)
-    q.add_argument("--out", type=Path, default=Path("dvc.yaml"), help="file to write (default: dvc.yaml)")
-    q.add_argument("--check", action="store_true", help="write nothing; exit 1 if the file is out of date")
+    q.add_argument("--root", type=Path, default=Path("."), help="repository root to write into (default: .)")
+    q.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
     help_ = "write a params profile's values into params.yaml (keeps comments)"
     q = pipe.add_parser("apply-profile", help=help_, parents=[common])
     q.set_defaults(handler=cmd_pipeline_apply_profile)

@@ -1,8 +1,9 @@
-"""The pipeline's stage list, declared once: ``dvc.yaml`` is generated from it, ``workflow/`` builds its rules from it.
+"""The pipeline's stage list, declared once: ``dvc.yaml`` and the Snakemake rules are generated from it.
 
 A :class:`Stage` names the ``jetatag`` subcommand it runs, an argument template, its inputs and outputs
 (path templates with ``{extractor}``/``{variant}`` wildcards), the params keys that determine its outputs,
-and the modules holding its code. Both front ends render the same command from it::
+and the modules holding its code. ``jetatag pipeline generate`` writes ``dvc.yaml`` and the rule files
+``workflow/rules/{data,train,evaluate,report}.smk`` from it, with the same command in both::
 
     python -m jetatag --log-file <log> <command> --params <params files> <args>
 
@@ -24,10 +25,12 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+import json
 import re
 import shlex
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,12 +54,22 @@ COMMAND = "python -m jetatag"
 SYNTH_MIRROR = "data/synth"
 """The synthetic mirror: ``synth`` writes it, ``download`` reads it when ``data.source`` is ``synthetic``."""
 
+RULES_DIR = "workflow/rules"
+"""Where the generated Snakemake rule files go (``workflow/Snakefile`` includes them)."""
+
 UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
 
 EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
 EVAL_ARRAYS = tuple(f"data/eval/{x}-{v}.npz" for x in EXTRACTOR_IDS for v in VARIANTS)
 STAGE1_LIVE = tuple(f"reports/train/{x}-stage1" for x in EXTRACTOR_IDS)
 """Stage-1 dvclive folders: Table 1 reads the last epoch's embedding geometry from them."""
+FIGURE2_ARRAYS = ("data/eval/hcnn-noje.npz", "data/eval/hcnn-je.npz")
+"""Figure 2's t-SNE panels: Harmonic-CNN's embeddings without and with JE."""
+PER_TAG_EVALS = (
+    "reports/eval/${report.per_tag_extractor}-noje.json",
+    "reports/eval/${report.per_tag_extractor}-je.json",
+)
+"""The per-tag ROC-AUC plot: both variants of the extractor that ``report.per_tag_extractor`` names."""
 
 
 @dataclass(frozen=True)
@@ -77,19 +90,33 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Folder:
+    """A folder a command is given, and the files in it that the command reads: those files are the inputs.
+
+    A folder that several jobs fill cannot itself be an input (Snakemake has no rule that makes it, and
+    DVC would rerun the stage when any file in it changes), so each front end declares the files.
+    """
+
+    path: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Stage:
     """One pipeline stage: a DVC stage (group) and a Snakemake rule of the same name."""
 
     name: str  # DVC stage (group) name and Snakemake rule name
     desc: str  # one line for `dvc stage list`
     command: str  # the `jetatag` subcommand
-    args: str  # argument template: {dep}, {out} and {wildcard} fields
-    deps: Mapping[str, str | tuple[str, ...]]  # data inputs; "${section.key}" in a path is a params value
+    args: str  # argument template: {dep}, {out} and {wildcard} fields (a Folder dep's field is its path)
+    deps: Mapping[str, str | Folder]  # data inputs; "${section.key}" in a path is a params value
     outs: Mapping[str, Output]
     params: tuple[str, ...]  # params keys (or whole sections) that determine the outputs
     modules: tuple[str, ...]  # modules holding the stage's code
     wildcards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> values, in order
     synthetic_only: bool = False  # Snakemake builds it only for data.source: synthetic; DVC always runs it
+    gpu: bool = False  # Snakemake: the job holds the `gpu` resource (workflow/profiles/default allows one)
+    cache: bool = False  # Snakemake: eligible for the between-workflow cache (outputs depend on code and params only)
 
     @property
     def log(self) -> str:
@@ -106,17 +133,16 @@ class Stage:
         """Source files the stage runs (its modules and their ``jetatag`` imports), sorted."""
         return code_files(self.modules)
 
-    def render(self, fields: Mapping[str, str], params: Sequence[str]) -> str:
-        """The shell command, with ``fields`` filling the template and ``params`` the ``--params`` files."""
-        head = f"{COMMAND} --log-file {fields['log']} {self.command} {params_args(params)}"
-        return f"{head} {self.args.format_map(fields)}"
+    def render(self, fields: Mapping[str, str], params: str) -> str:
+        """The shell command, with ``fields`` filling the template and ``params`` its ``--params`` options."""
+        return f"{COMMAND} --log-file {fields['log']} {self.command} {params} {self.args.format_map(fields)}"
 
     def job(self, wildcards: Mapping[str, str], params: Sequence[str] = DVC_PARAMS) -> str:
         """The command of the job with ``wildcards`` (concrete values, or DVC's ``${item.x}``)."""
         fields = {**wildcards, "log": fill(self.log, wildcards)}
-        fields |= {k: fill(v, wildcards) for k, v in self.deps.items() if isinstance(v, str)}
+        fields |= {k: fill(v.path if isinstance(v, Folder) else v, wildcards) for k, v in self.deps.items()}
         fields |= {k: fill(o.path, wildcards) for k, o in self.outs.items()}
-        return self.render(fields, params)
+        return self.render(fields, params_args(params))
 
 
 def fill(template: str, wildcards: Mapping[str, str]) -> str:
@@ -151,6 +177,7 @@ STAGES: tuple[Stage, ...] = (
         params=("data.source", "synth.n_clips", "synth.clip_seconds", "synth.seed"),
         modules=("jetatag.synth.stage",),
         synthetic_only=True,
+        cache=True,
     ),
     Stage(
         name="download",
@@ -161,6 +188,7 @@ STAGES: tuple[Stage, ...] = (
         outs={"raw": Output("data/raw", directory=True)},
         params=("data.source",),
         modules=("jetatag.data.download",),
+        cache=True,
     ),
     Stage(
         name="labels",
@@ -171,6 +199,7 @@ STAGES: tuple[Stage, ...] = (
         outs={"labels": Output("data/labels", directory=True)},
         params=("data.n_tags",),
         modules=("jetatag.data.labels",),
+        cache=True,
     ),
     Stage(
         name="segment",
@@ -190,6 +219,7 @@ STAGES: tuple[Stage, ...] = (
             "model.samplecnn_crop_samples",
         ),
         modules=("jetatag.data.segment",),
+        cache=True,
     ),
     Stage(
         name="stage1",
@@ -204,6 +234,7 @@ STAGES: tuple[Stage, ...] = (
         params=("model", *_TRAIN, "train.stage1_schedule", "train.pair_target"),
         modules=("jetatag.train.stage1",),
         wildcards=_X,
+        gpu=True,
     ),
     Stage(
         name="stage2",
@@ -225,6 +256,7 @@ STAGES: tuple[Stage, ...] = (
         ),
         modules=("jetatag.train.stage2",),
         wildcards=_X,
+        gpu=True,
     ),
     Stage(
         name="baseline",
@@ -239,6 +271,7 @@ STAGES: tuple[Stage, ...] = (
         params=("model", *_TRAIN, "train.stage2_schedule", "train.classifier_bias"),
         modules=("jetatag.train.stage2",),
         wildcards=_X,
+        gpu=True,
     ),
     Stage(
         name="evaluate",
@@ -253,6 +286,7 @@ STAGES: tuple[Stage, ...] = (
         params=("data.source", "evaluate.n_crops", "evaluate.bootstrap", "evaluate.seed"),
         modules=("jetatag.evaluate.stage",),
         wildcards=_XV,
+        gpu=True,
     ),
     Stage(
         name="probe",
@@ -277,14 +311,8 @@ STAGES: tuple[Stage, ...] = (
         name="figure2",
         desc="Figure 2 (t-SNE of Harmonic-CNN h, no JE / tags / JE) with k-NN tag agreement, per-tag ROC-AUC plot",
         command="figure2",
-        args="--arrays data/eval --evals reports/eval --out {figure} --out-stats {stats} --out-per-tag {per_tag}",
-        deps={
-            "arrays": ("data/eval/hcnn-noje.npz", "data/eval/hcnn-je.npz"),
-            "evals": (
-                "reports/eval/${report.per_tag_extractor}-noje.json",
-                "reports/eval/${report.per_tag_extractor}-je.json",
-            ),
-        },
+        args="--arrays {arrays} --evals {evals} --out {figure} --out-stats {stats} --out-per-tag {per_tag}",
+        deps={"arrays": Folder("data/eval", FIGURE2_ARRAYS), "evals": Folder("reports/eval", PER_TAG_EVALS)},
         outs={
             "figure": Output("reports/figure2.png", kind="plots", cache=False, caption="figure2.rst"),
             "stats": Output("reports/figure2.json", cache=False),
@@ -298,14 +326,14 @@ STAGES: tuple[Stage, ...] = (
         desc="Table 1 (markdown), flat metrics.json (headline numbers) and table1.json (the other numbers)",
         command="table1",
         args=(
-            "--evals reports/eval --arrays data/eval --probe {probe} --train reports/train --figure2 {figure2} "
+            "--evals {evals} --arrays {arrays} --probe {probe} --train {train} --figure2 {figure2} "
             "--out-table {table} --out-metrics {metrics} --out-details {details}"
         ),
         deps={
-            "evals": EVAL_JSONS,
-            "arrays": EVAL_ARRAYS,
+            "evals": Folder("reports/eval", EVAL_JSONS),
+            "arrays": Folder("data/eval", EVAL_ARRAYS),
             "probe": "reports/eval/probe.json",
-            "stage1": STAGE1_LIVE,
+            "train": Folder("reports/train", STAGE1_LIVE),
             "figure2": "reports/figure2.json",
         },
         outs={
@@ -351,6 +379,11 @@ def stage(name: str) -> Stage:
     raise KeyError(f"no pipeline stage {name!r} (stages: {', '.join(s.name for s in STAGES)})")
 
 
+def synthetic_only_paths() -> frozenset[str]:
+    """Outputs of the stages built only for a synthetic ``data.source`` (``synth``'s mirror)."""
+    return frozenset(o.path for s in STAGES if s.synthetic_only for o in s.outs.values())
+
+
 def skipped_paths(config: Mapping[str, Any]) -> frozenset[str]:
     """Outputs of the stages that ``config`` does not need (``synth`` unless ``data.source`` is synthetic).
 
@@ -361,12 +394,17 @@ def skipped_paths(config: Mapping[str, Any]) -> frozenset[str]:
 
     if str(config["data"]["source"]).strip() == SYNTHETIC_SOURCE:
         return frozenset()
-    return frozenset(o.path for s in STAGES if s.synthetic_only for o in s.outs.values())
+    return synthetic_only_paths()
+
+
+def files_of(dep: str | Folder) -> tuple[str, ...]:
+    """The input paths a dependency stands for: a Folder's files, else the path itself."""
+    return dep.files if isinstance(dep, Folder) else (dep,)
 
 
 def dep_paths(s: Stage) -> list[str]:
     """All data input path templates of ``s``, flattened in declaration order."""
-    return [p for v in s.deps.values() for p in ((v,) if isinstance(v, str) else v)]
+    return [p for v in s.deps.values() for p in files_of(v)]
 
 
 def resolve_params(path: str, config: Mapping[str, Any]) -> str:
@@ -504,20 +542,166 @@ def dvc_yaml() -> str:
     return DVC_HEADER + yaml.dump(pipeline, Dumper=_DvcDumper, sort_keys=False, width=1000)
 
 
-def write_dvc_yaml(path: Path = ROOT / DVC_YAML, *, check: bool = False) -> None:
-    """Write ``dvc.yaml`` from the stage list; with ``check``, only raise StageError if ``path`` is stale."""
+# --- Snakemake rules -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """One generated file of Snakemake rules under :data:`RULES_DIR`: what its stages do, and the stages."""
+
+    name: str
+    about: str
+    stages: tuple[str, ...]
+
+
+RULE_FILES: tuple[RuleFile, ...] = (
+    RuleFile(
+        "data.smk",
+        "Data stages: the synthetic mirror (only for data.source: synthetic), acquire MTAT, select the top-N "
+        "tags, decode into shards. Their outputs depend only on the code and the params they read, so they "
+        "are eligible for the between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set "
+        "reuses them across clones.",
+        ("synth", "download", "labels", "segment"),
+    ),
+    RuleFile(
+        "train.smk",
+        "Training: JE stage 1, JE stage 2 on the frozen stage-1 extractor, and the no-JE baseline. Each job "
+        "holds the `gpu` resource; workflow/profiles/default allows one at a time.",
+        ("stage1", "stage2", "baseline"),
+    ),
+    RuleFile(
+        "evaluate.smk",
+        "Evaluation of every trained model on the test clips (both metric protocols, embeddings for "
+        "Figure 2), and the reference probe.",
+        ("evaluate", "probe"),
+    ),
+    RuleFile(
+        "report.smk",
+        "Reports: Figure 2 with its k-NN agreements and the per-tag ROC-AUC plot, then Table 1 with "
+        "metrics.json (headline numbers) and table1.json (the other numbers).",
+        ("figure2", "table1"),
+    ),
+)
+
+SMK_HEADER = """\
+# Generated from jetatag/pipeline.py by `jetatag pipeline generate`: edit the stage list there, not here.
+# The helpers named in the rules (inputs and params that depend on the config) are in common.smk.
+"""
+
+_TAB = "    "
+
+
+def _q(text: str) -> str:
+    """``text`` as a double-quoted Python string literal (snakefmt's quotes)."""
+    return json.dumps(text)
+
+
+def _exploded(head: str, items: Sequence[str], close: str, depth: int) -> str:
+    """``head`` + one item a line + ``close``, with the trailing comma that keeps snakefmt from joining them."""
+    return head + "".join(f"\n{_TAB * (depth + 1)}{item}," for item in items) + f"\n{_TAB * depth}{close}"
+
+
+def _call(name: str, args: Sequence[str], depth: int) -> str:
+    """``name(args)``: on one line for a single argument, else one argument a line."""
+    return f"{name}({args[0]})" if len(args) == 1 else _exploded(f"{name}(", args, ")", depth)
+
+
+def _smk_input(key: str, dep: str | Folder) -> str:
+    """A named input: literal paths; helper calls (common.smk) where the paths depend on the config."""
+    paths = [_q(p) for p in files_of(dep)]
+    if dep in synthetic_only_paths():
+        return f"{key}=synthetic_only({_q(dep)})"
+    if "${" in "".join(paths):
+        return f"{key}={_call('config_paths', paths, 2)}"
+    return f"{key}={_exploded('[', paths, ']', 2) if isinstance(dep, Folder) else paths[0]}"
+
+
+def _smk_output(key: str, out: Output) -> str:
+    """A named output: a folder marked ``directory``, a captioned result marked for ``snakemake --report``."""
+    path = f"directory({_q(out.path)})" if out.directory else _q(out.path)
+    if out.caption is not None:
+        path = _call("report", [path, f"caption={_q('../report/' + out.caption)}", 'category="Results"'], 2)
+    return f"{key}={path}"
+
+
+def _smk_shell(s: Stage) -> str:
+    """The stage's command with Snakemake's placeholders: the dvc.yaml command once Snakemake fills them.
+
+    A Folder is given by its path (its files are the inputs); so is an input that only a synthetic source
+    builds, because for another source it is no input (and the command ignores it).
+    """
+    fields = {"log": "{log}", **{w: f"{{params.{w}}}" for w in s.wildcards}}
+    for key, dep in s.deps.items():
+        if isinstance(dep, Folder):
+            fields[key] = dep.path
+        else:
+            fields[key] = dep if dep in synthetic_only_paths() else f"{{input.{key}}}"
+    fields |= {key: f"{{output.{key}}}" for key in s.outs}
+    return s.render(fields, "{params.configfiles}")
+
+
+def _directive(name: str, items: Sequence[str]) -> str:
+    """A rule directive holding one item a line, each with a trailing comma."""
+    return f"{_TAB}{name}:" + "".join(f"\n{_TAB * 2}{item}," for item in items)
+
+
+def _codes(s: Stage) -> list[str]:
+    """The stage's source files as string literals."""
+    return [_q(path) for path in s.code()]
+
+
+def smk_rule(s: Stage) -> str:
+    """The literal Snakemake rule of ``s``, preceded by its description."""
+    params = [f'{w}="{{{w}}}"' for w in s.wildcards]  # a params entry, so the between-workflow cache keys on it
+    params += [f"values={_call('param_values', [_q(k) for k in s.params], 2)}", "configfiles=params_options()"]
+    lines = [
+        f"# {s.desc}",
+        f"rule {s.name}:",
+        _directive("input", [*(_smk_input(k, d) for k, d in s.deps.items()), _exploded("code=[", _codes(s), "]", 2)]),
+        _directive("output", [_smk_output(k, o) for k, o in s.outs.items()]),
+        _directive("log", [_q(s.log)]),
+        *([f"{_TAB}cache: True"] if s.cache else []),
+        f"{_TAB}conda:\n{_TAB * 2}CONDA_ENV",
+        *([_directive("resources", ["gpu=1"])] if s.gpu else []),
+        _directive("params", params),
+        f"{_TAB}shell:\n{_TAB * 2}{_q(_smk_shell(s))}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rule_file_text(rule_file: RuleFile) -> str:
+    """Text of one generated rule file: the header, what its stages do, and their rules."""
+    about = "".join(f"# {line}\n" for line in textwrap.wrap(rule_file.about, width=100))
+    return SMK_HEADER + about + "".join(f"\n\n{smk_rule(stage(name))}" for name in rule_file.stages)
+
+
+# --- generated files -----------------------------------------------------------------------------
+
+
+def generated_files() -> dict[str, str]:
+    """Every file generated from the stage list (path relative to the root -> text)."""
+    rules = {f"{RULES_DIR}/{f.name}": rule_file_text(f) for f in RULE_FILES}
+    return {DVC_YAML: dvc_yaml(), **rules}
+
+
+def write_generated(root: Path = ROOT, *, check: bool = False) -> list[str]:
+    """Write the generated files that differ under ``root``; with ``check``, only raise StageError if any is stale."""
     from jetatag.errors import StageError
     from jetatag.io import atomic_open
 
-    text = dvc_yaml()
-    current = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else None
-    if check:
-        if current != text:
-            raise StageError(f"{path}: out of date with jetatag/pipeline.py; run `jetatag pipeline generate`")
-        return
-    if current != text:
-        with atomic_open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+    files = generated_files()
+    stale = [
+        name
+        for name, text in files.items()
+        if not (root / name).is_file() or (root / name).read_text(encoding="utf-8") != text
+    ]
+    if check and stale:
+        raise StageError(f"out of date with jetatag/pipeline.py: {', '.join(stale)}; run `jetatag pipeline generate`")
+    if not check:
+        for name in stale:
+            with atomic_open(root / name, "w", encoding="utf-8") as handle:
+                handle.write(files[name])
+    return stale
 
 
 def all_commands(params: Sequence[str] = DVC_PARAMS) -> set[str]:

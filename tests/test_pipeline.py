@@ -38,10 +38,45 @@ DATA_STAGES = ("synth", "download", "labels", "segment")
 # --- stage list and generated files ---------------------------------------------------------------
 
 
-def test_dvc_yaml_is_generated_from_stage_list() -> None:
-    assert (ROOT / "dvc.yaml").read_text(encoding="utf-8") == pipeline.dvc_yaml(), (
-        "dvc.yaml is stale: run `jetatag pipeline generate`"
+@pytest.mark.parametrize("name", sorted(pipeline.generated_files()))
+def test_generated_files_are_up_to_date(name: str) -> None:
+    # dvc.yaml and the Snakemake rule files: both front ends read what the stage list says
+    assert (ROOT / name).read_text(encoding="utf-8") == pipeline.generated_files()[name], (
+        f"{name} is stale: run `jetatag pipeline generate`"
     )
+
+
+def test_generate_writes_what_is_stale_and_check_names_it(tmp_path: Path) -> None:
+    from jetatag.errors import StageError
+
+    (tmp_path / pipeline.RULES_DIR).mkdir(parents=True)
+    assert pipeline.write_generated(tmp_path) == list(pipeline.generated_files())
+    assert pipeline.write_generated(tmp_path, check=True) == []
+    (tmp_path / "workflow/rules/report.smk").write_text("# edited\n", encoding="utf-8")
+    with pytest.raises(StageError, match="workflow/rules/report.smk"):
+        pipeline.write_generated(tmp_path, check=True)
+
+
+def test_every_stage_has_one_literal_rule() -> None:
+    ruled = [name for f in pipeline.RULE_FILES for name in f.stages]
+    assert sorted(ruled) == sorted(s.name for s in pipeline.STAGES)
+    included = (ROOT / "workflow/Snakefile").read_text(encoding="utf-8")
+    assert all(f'include: "rules/{f.name}"' in included for f in pipeline.RULE_FILES)
+    rule = pipeline.smk_rule(pipeline.stage("stage2"))
+    assert 'stage1="models/{extractor}/je/stage1.pt",' in rule  # paths, not helper calls
+    assert "--stage1 {input.stage1} --out {output.model}" in rule
+
+
+def test_every_path_a_command_uses_is_declared() -> None:
+    # a command's paths are template fields naming inputs and outputs; a folder it is given holds the
+    # files it reads from there, which are the declared inputs
+    for stage in pipeline.STAGES:
+        values = stage.args.split()[1::2]
+        literal = [v for v in values if not re.fullmatch(r"\{\w+\}", v)]
+        assert all("/" not in v for v in literal), f"{stage.name}: literal paths {literal}"
+        for dep in stage.deps.values():
+            if isinstance(dep, pipeline.Folder):
+                assert all(f.startswith(f"{dep.path}/") for f in dep.files), dep
 
 
 def test_every_declared_dependency_exists() -> None:

@@ -1,6 +1,8 @@
-# Config validation and the helpers that turn a stage of jetatag/pipeline.py into a rule.
+# Config validation, and the helpers that the generated rules (data, train, evaluate, report .smk) call
+# where an input or param depends on the config.
 import json
 import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -50,7 +52,7 @@ wildcard_constraints:
     variant="|".join(VARIANTS),
 
 
-# --- a stage as rule directives ------------------------------------------------------------------
+# --- what the rules take from the config ---------------------------------------------------------
 
 
 # Outputs of stages this config does not need (data/synth unless data.source is synthetic): their
@@ -58,62 +60,24 @@ wildcard_constraints:
 SKIPPED = pipeline.skipped_paths(PARAMS)
 
 
-def stage_input(name):
-    """Named inputs: the stage's data deps and its source files (so a code change reruns it)."""
-    stage = pipeline.stage(name)
-    inputs = {}
-    for key, paths in stage.deps.items():
-        if paths in SKIPPED:
-            continue
-        if isinstance(paths, str):
-            inputs[key] = pipeline.resolve_params(paths, PARAMS)
-        else:
-            inputs[key] = [pipeline.resolve_params(p, PARAMS) for p in paths]
-    return {**inputs, "code": list(stage.code())}
+def synthetic_only(path):
+    """An input that only a synthetic source builds: none for another source (the command ignores it)."""
+    return [] if path in SKIPPED else path
 
 
-def stage_output(name):
-    """Named outputs; folders marked as such, results with a caption marked for `snakemake --report`."""
-    outputs = {}
-    for key, out in pipeline.stage(name).outs.items():
-        path = directory(out.path) if out.directory else out.path
-        if out.caption is not None:
-            path = report(path, caption=f"../report/{out.caption}", category="Results")
-        outputs[key] = path
-    return outputs
+def config_paths(*paths):
+    """Input paths with their `${section.key}` references filled from the config, as DVC fills them."""
+    return [pipeline.resolve_params(path, PARAMS) for path in paths]
 
 
-def stage_log(name):
-    """One log file per job; the command writes it (`python -m jetatag --log-file`)."""
-    return pipeline.stage(name).log
+def param_values(*keys):
+    """The values of the params a stage reads, as JSON: a change reruns the stage and keys the cache."""
+    return json.dumps({key: param_value(PARAMS, key) for key in keys}, sort_keys=True)
 
 
-def stage_params(name):
-    """Wildcards (so the between-workflow cache keys on them) and the values of the params the stage reads."""
-    stage = pipeline.stage(name)
-    values = {key: param_value(PARAMS, key) for key in stage.params}
-    return {
-        **{w: f"{{{w}}}" for w in stage.wildcards},
-        "values": json.dumps(values, sort_keys=True),
-    }
-
-
-def stage_shell(name):
-    """The stage's command, as dvc.yaml has it, with Snakemake's placeholders for paths and wildcards."""
-    stage = pipeline.stage(name)
-    fields = {"log": "{log}"}
-    fields.update({w: f"{{params.{w}}}" for w in stage.wildcards})
-    fields.update(
-        {
-            key: (
-                path if path in SKIPPED else f"{{input.{key}}}"
-            )  # a skipped input: its path, unread
-            for key, path in stage.deps.items()
-            if isinstance(path, str)
-        }
-    )
-    fields.update({key: f"{{output.{key}}}" for key in stage.outs})
-    return stage.render(fields, PARAMS_FILES)
+def params_options():
+    """The commands' `--params` options: params.yaml, then each --configfile overlay."""
+    return " ".join(f"--params {shlex.quote(path)}" for path in PARAMS_FILES)
 
 
 def all_outputs():

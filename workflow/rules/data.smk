@@ -1,68 +1,135 @@
+# Generated from jetatag/pipeline.py by `jetatag pipeline generate`: edit the stage list there, not here.
+# The helpers named in the rules (inputs and params that depend on the config) are in common.smk.
 # Data stages: the synthetic mirror (only for data.source: synthetic), acquire MTAT, select the top-N
-# tags, decode into shards. Their outputs depend only on the code and the params they read, so they are
-# eligible for the between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set reuses
-# them across clones.
+# tags, decode into shards. Their outputs depend only on the code and the params they read, so they
+# are eligible for the between-workflow cache: `snakemake --cache` with SNAKEMAKE_OUTPUT_CACHE set
+# reuses them across clones.
 
 
+# Synthetic MTAT mirror into data/synth when data.source is synthetic (else a note)
 rule synth:
     input:
-        **stage_input("synth"),
+        code=[
+            "jetatag/checksums.py",
+            "jetatag/config.py",
+            "jetatag/mtat.py",
+            "jetatag/progress.py",
+            "jetatag/synth/__init__.py",
+            "jetatag/synth/catalog.py",
+            "jetatag/synth/clip.py",
+            "jetatag/synth/concepts.py",
+            "jetatag/synth/fitted.py",
+            "jetatag/synth/instruments.py",
+            "jetatag/synth/labels.py",
+            "jetatag/synth/mirror.py",
+            "jetatag/synth/notebank.py",
+            "jetatag/synth/render.py",
+            "jetatag/synth/score.py",
+            "jetatag/synth/stage.py",
+            "jetatag/synth/styles.py",
+            "jetatag/synth/voice.py",
+        ],
     output:
-        **stage_output("synth"),
+        mirror=directory("data/synth"),
     log:
-        stage_log("synth"),
+        "workflow/logs/synth.log",
     cache: True
     conda:
         CONDA_ENV
     params:
-        **stage_params("synth"),
+        values=param_values(
+            "data.source",
+            "synth.n_clips",
+            "synth.clip_seconds",
+            "synth.seed",
+        ),
+        configfiles=params_options(),
     shell:
-        stage_shell("synth")
+        "python -m jetatag --log-file {log} synth {params.configfiles} --out {output.mirror}"
 
 
+# Acquire MTAT (http(s) mirror, local folder, or data/synth for a synthetic source) into data/raw
 rule download:
     input:
-        **stage_input("download"),
+        synth=synthetic_only("data/synth"),
+        code=[
+            "jetatag/checksums.py",
+            "jetatag/config.py",
+            "jetatag/data/download.py",
+            "jetatag/mtat.py",
+            "jetatag/progress.py",
+        ],
     output:
-        **stage_output("download"),
+        raw=directory("data/raw"),
     log:
-        stage_log("download"),
+        "workflow/logs/download.log",
     cache: True
     conda:
         CONDA_ENV
     params:
-        **stage_params("download"),
+        values=param_values("data.source"),
+        configfiles=params_options(),
     shell:
-        stage_shell("download")
+        "python -m jetatag --log-file {log} download {params.configfiles} --synth data/synth --out {output.raw}"
 
 
+# Top-N tags, split by folder, drop unusable clips
 rule labels:
     input:
-        **stage_input("labels"),
+        raw="data/raw",
+        code=[
+            "jetatag/config.py",
+            "jetatag/data/labels.py",
+            "jetatag/mtat.py",
+            "jetatag/progress.py",
+        ],
     output:
-        **stage_output("labels"),
+        labels=directory("data/labels"),
     log:
-        stage_log("labels"),
+        "workflow/logs/labels.log",
     cache: True
     conda:
         CONDA_ENV
     params:
-        **stage_params("labels"),
+        values=param_values("data.n_tags"),
+        configfiles=params_options(),
     shell:
-        stage_shell("labels")
+        "python -m jetatag --log-file {log} labels {params.configfiles} --raw {input.raw} --out {output.labels}"
 
 
+# Decode, resample and shard the kept clips
 rule segment:
     input:
-        **stage_input("segment"),
+        labels="data/labels",
+        raw="data/raw",
+        code=[
+            "jetatag/audio.py",
+            "jetatag/config.py",
+            "jetatag/data/labels.py",
+            "jetatag/data/segment.py",
+            "jetatag/data/shards.py",
+            "jetatag/mtat.py",
+            "jetatag/parallel.py",
+            "jetatag/progress.py",
+        ],
     output:
-        **stage_output("segment"),
+        audio=directory("data/audio"),
     log:
-        stage_log("segment"),
+        "workflow/logs/segment.log",
     cache: True
     conda:
         CONDA_ENV
     params:
-        **stage_params("segment"),
+        values=param_values(
+            "audio.sample_rate",
+            "audio.peak_normalize",
+            "audio.mu_law",
+            "audio.dtype",
+            "audio.shard_mb",
+            "audio.short_clips",
+            "model.hcnn_crop_samples",
+            "model.samplecnn_crop_samples",
+        ),
+        configfiles=params_options(),
     shell:
-        stage_shell("segment")
+        "python -m jetatag --log-file {log} segment {params.configfiles} --labels {input.labels} --raw {input.raw} --out {output.audio}"

@@ -1,35 +1,93 @@
-# Evaluation of every trained model on the test clips (both metric protocols, embeddings for Figure 2),
-# and the reference probe.
+# Generated from jetatag/pipeline.py by `jetatag pipeline generate`: edit the stage list there, not here.
+# The helpers named in the rules (inputs and params that depend on the config) are in common.smk.
+# Evaluation of every trained model on the test clips (both metric protocols, embeddings for Figure
+# 2), and the reference probe.
 
 
+# Score the test clips: paper (micro) and literature (macro) metrics, embeddings
 rule evaluate:
     input:
-        **stage_input("evaluate"),
+        model="models/{extractor}/{variant}/model.pt",
+        audio="data/audio",
+        code=[
+            "jetatag/config.py",
+            "jetatag/data/dataset.py",
+            "jetatag/data/shards.py",
+            "jetatag/evaluate/arrays.py",
+            "jetatag/evaluate/bootstrap.py",
+            "jetatag/evaluate/metrics.py",
+            "jetatag/evaluate/retrieval.py",
+            "jetatag/evaluate/stage.py",
+            "jetatag/evaluate/summary.py",
+            "jetatag/models/__init__.py",
+            "jetatag/models/common.py",
+            "jetatag/models/harmonic.py",
+            "jetatag/models/hcnn.py",
+            "jetatag/models/heads.py",
+            "jetatag/models/samplecnn.py",
+            "jetatag/models/sinc.py",
+            "jetatag/models/sincnet.py",
+            "jetatag/models/tagger.py",
+            "jetatag/progress.py",
+        ],
     output:
-        **stage_output("evaluate"),
+        metrics="reports/eval/{extractor}-{variant}.json",
+        arrays="data/eval/{extractor}-{variant}.npz",
     log:
-        stage_log("evaluate"),
+        "workflow/logs/evaluate-{extractor}-{variant}.log",
     conda:
         CONDA_ENV
     resources:
         gpu=1,
     params:
-        **stage_params("evaluate"),
+        extractor="{extractor}",
+        variant="{variant}",
+        values=param_values(
+            "data.source",
+            "evaluate.n_crops",
+            "evaluate.bootstrap",
+            "evaluate.seed",
+        ),
+        configfiles=params_options(),
     shell:
-        stage_shell("evaluate")
+        "python -m jetatag --log-file {log} evaluate {params.configfiles} --model {input.model} --audio {input.audio} --out {output.metrics} --arrays {output.arrays}"
 
 
-# The reference probe: logistic regression on log-mel mean/std features (CPU only, no model to load).
+# Reference row: logistic regression on log-mel mean/std features, train split -> test split
 rule probe:
     input:
-        **stage_input("probe"),
+        audio="data/audio",
+        code=[
+            "jetatag/config.py",
+            "jetatag/data/dataset.py",
+            "jetatag/data/shards.py",
+            "jetatag/evaluate/arrays.py",
+            "jetatag/evaluate/bootstrap.py",
+            "jetatag/evaluate/logmel.py",
+            "jetatag/evaluate/metrics.py",
+            "jetatag/evaluate/probe.py",
+            "jetatag/evaluate/retrieval.py",
+            "jetatag/evaluate/summary.py",
+            "jetatag/parallel.py",
+            "jetatag/progress.py",
+        ],
     output:
-        **stage_output("probe"),
+        metrics="reports/eval/probe.json",
     log:
-        stage_log("probe"),
+        "workflow/logs/probe.log",
     conda:
         CONDA_ENV
     params:
-        **stage_params("probe"),
+        values=param_values(
+            "data.source",
+            "probe.n_mels",
+            "probe.n_fft",
+            "probe.hop_length",
+            "probe.c",
+            "probe.max_iter",
+            "evaluate.bootstrap",
+            "evaluate.seed",
+        ),
+        configfiles=params_options(),
     shell:
-        stage_shell("probe")
+        "python -m jetatag --log-file {log} probe {params.configfiles} --audio {input.audio} --out {output.metrics}"
