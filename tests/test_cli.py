@@ -146,8 +146,8 @@ def test_verbosity_on_nested_subcommands(monkeypatch: pytest.MonkeyPatch, tmp_pa
     seen: list[int] = []
     monkeypatch.setattr(cli, "_setup_logging", lambda lvl, log_file: seen.append(lvl))
     monkeypatch.setattr(cli, "cmd_pipeline_generate", lambda args: None)
-    assert cli.main(["pipeline", "generate", "--out", str(tmp_path / "dvc.yaml"), "-v"]) == 0
-    assert cli.main(["pipeline", "-q", "generate", "--out", str(tmp_path / "dvc.yaml")]) == 0
+    assert cli.main(["pipeline", "generate", "--root", str(tmp_path), "-v"]) == 0
+    assert cli.main(["pipeline", "-q", "generate", "--root", str(tmp_path)]) == 0
     assert seen == [logging.DEBUG, logging.WARNING]
 
 
@@ -208,7 +208,7 @@ def test_runtime_error_types_exit_1(
 def test_unwritable_log_file_exits_1(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = _jetatag("--log-file", str(blocker / "job.log"), "pipeline", "generate", "--check", "--out", "x")
+    result = _jetatag("--log-file", str(blocker / "job.log"), "pipeline", "generate", "--check", "--root", "x")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and str(blocker) in result.stderr
 
