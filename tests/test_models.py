@@ -16,6 +16,7 @@ from jetatag.config import EXTRACTOR_IDS, HcnnFrontEnd, HcnnHead, ModelParams, T
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
 from jetatag.models.common import KERAS_BN_EPS, KERAS_BN_MOMENTUM, WaveConv, WaveDropout, as_rows, segment_count
+from jetatag.models.conv3x3 import BAND_ROWS, BANDED_FROM_ROWS, CheapBackwardConv3x3, Conv3x3
 from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
@@ -597,6 +598,30 @@ def test_segmented_weight_gradient_equals_the_conv1d_gradients(
     expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
     for got, want in zip(grads, expected, strict=True):  # weight (taps across cuts included), bias, input
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("rows", [BANDED_FROM_ROWS, BANDED_FROM_ROWS // 2])  # banded weight gradient, and not
+@pytest.mark.parametrize("in_channels", [1, 6])
+def test_conv3x3_cpu_training_gradients_equal_conv2d(
+    rows: int, in_channels: int, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    conv = Conv3x3(in_channels, 5)
+    with torch.no_grad():
+        conv.bias.normal_()  # a bias gradient worth comparing
+    x = noise(rng, 2, in_channels, rows, 19).contiguous(memory_format=torch.channels_last).requires_grad_()
+    band_rows_used = []
+    apply = CheapBackwardConv3x3.apply
+    monkeypatch.setattr(CheapBackwardConv3x3, "apply", lambda *a: band_rows_used.append(a[-1]) or apply(*a))
+    y = conv(x)
+    assert band_rows_used == [BAND_ROWS if rows >= BANDED_FROM_ROWS else 0]  # the path under test was taken
+    reference = F.conv2d(x, conv.weight, conv.bias, padding=1)
+    assert torch.allclose(y, reference, atol=1e-6)
+    grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
+    expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
+    for got, want in zip(grads, expected, strict=True):  # weight (halo rows included), bias, input
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+    assert list(conv.state_dict()) == ["weight", "bias"]  # checkpoints load into nn.Conv2d and back
 
 
 def test_wave_dropout_drops_at_rate_p_and_rescales(rng: np.random.Generator) -> None:

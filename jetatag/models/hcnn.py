@@ -20,6 +20,7 @@ from torch import nn
 
 from jetatag.config import HcnnFrontEnd, HcnnHead, ModelParams
 from jetatag.models.common import H_DIM, MaxPool2dSafe, MultiLevelHead, keras_init, scaled
+from jetatag.models.conv3x3 import Conv3x3
 from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 
 BLOCKS = (  # (channels, residual, (frequency pool, time pool))
@@ -38,7 +39,7 @@ class Conv2dBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, pool: tuple[int, int]) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        self.conv = Conv3x3(in_channels, out_channels)
         self.bn = nn.BatchNorm2d(out_channels)
         self.pool = MaxPool2dSafe(pool)
 
@@ -51,9 +52,9 @@ class Res2dBlock(nn.Module):
 
     def __init__(self, channels: int, pool: tuple[int, int]) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv1 = Conv3x3(channels, channels)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv2 = Conv3x3(channels, channels)
         self.bn2 = nn.BatchNorm2d(channels)
         self.pool = MaxPool2dSafe(pool)
 
