@@ -21,6 +21,7 @@ rule evaluate:
             "jetatag/evaluate/summary.py",
             "jetatag/models/__init__.py",
             "jetatag/models/common.py",
+            "jetatag/models/conv3x3.py",
             "jetatag/models/harmonic.py",
             "jetatag/models/hcnn.py",
             "jetatag/models/heads.py",
