@@ -20,6 +20,11 @@ one importing each tree's ``jetatag``, take steps in alternation (the order swap
 see the same machine load; it prints the median ms per step of each and their ratio.
 
     python benchmarks/train_step.py --against e43ee53 --sizes paper demo --steps 7
+
+Where the time goes: ``--profile N`` prints torch.profiler's top N operators (self CPU time) over one
+no-JE step per configuration, after three warm-up steps.
+
+    python benchmarks/train_step.py --profile 12 --extractors hcnn --sizes paper
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +166,10 @@ def implied_hours(stage1_ms: float, je_stage2_ms: float, batch: int) -> dict[str
     }
 
 
-def worker(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int) -> None:
-    """Lockstep worker: build a no-JE tagger, then run one training step per "step" line on stdin, replying ms.
+def no_je_step(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int) -> Callable[[], None]:
+    """One no-JE training step (extractor + classifier, BCE, Adam) on a fixed random batch, as a callable.
 
-    The process is set up as the ``jetatag`` command of its tree sets itself up (allocator thresholds).
+    The process is set up as the ``jetatag`` command of the imported tree sets itself up (allocator thresholds).
     """
     import jetatag
     from jetatag.models.tagger import build_tagger
@@ -180,15 +186,37 @@ def worker(extractor: str, model: ModelParams, *, batch: int, threads: int, seed
     torch.manual_seed(seed)
     tagger = build_tagger(extractor, model, n_tags=N_TAGS, sample_rate=16000).train()
     optimizer = torch.optim.Adam(tagger.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        classification_loss(tagger(wave), tags).backward()
+        optimizer.step()
+
+    return step
+
+
+def worker(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int) -> None:
+    """Lockstep worker: build a no-JE step, then run it once per "step" line on stdin, replying ms."""
+    step = no_je_step(extractor, model, batch=batch, threads=threads, seed=seed)
     print("ready", flush=True)
     for line in sys.stdin:
         if line.strip() != "step":
             break
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        classification_loss(tagger(wave), tags).backward()
-        optimizer.step()
+        step()
         print(f"{1e3 * (time.perf_counter() - start):.3f}", flush=True)
+
+
+def profile_table(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int, top: int) -> str:
+    """torch.profiler's ``top`` operators by self CPU time over one no-JE step, after three warm-up steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = no_je_step(extractor, model, batch=batch, threads=threads, seed=seed)
+    for _ in range(3):  # allocator, oneDNN primitive caches
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        step()
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
 def worker_model(spec: dict[str, Any]) -> ModelParams:
@@ -287,6 +315,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--against", metavar="REV", help="time the no-JE step against git revision REV in lockstep")
+    parser.add_argument("--profile", type=int, metavar="N", help="print the top N operators of one no-JE step instead")
     parser.add_argument("--worker", metavar="EXTRACTOR", help=argparse.SUPPRESS)
     parser.add_argument("--model-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -299,6 +328,22 @@ def main() -> None:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
     models = {"paper": PAPER_MODEL, "demo": load_params(args.params).model}
+    if args.profile:
+        spawn = multiprocessing.get_context("spawn")
+        for size in args.sizes:
+            for extractor in args.extractors:
+                with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                    table = pool.submit(
+                        profile_table,
+                        extractor,
+                        models[size],
+                        batch=args.batch,
+                        threads=args.threads,
+                        seed=args.seed,
+                        top=args.profile,
+                    ).result()
+                print(f"{extractor}, {size} size (width {models[size].width:g}), one no-JE step:\n{table}", flush=True)
+        return
     if args.against:
         rows = against(args, models)
         if args.json:
