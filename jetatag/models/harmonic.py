@@ -101,20 +101,24 @@ class HarmonicSTFT(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
         # computed in float32 even under autocast: the dB of small powers needs the precision
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            spec = torch.stft(
-                wave.float(),
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=True,
-                pad_mode="reflect",
-                return_complex=True,
-            )  # (B, n_bins, T)
-            power = spec.real.square() + spec.imag.square()  # (B, n_bins, T)
-            bands = torch.einsum("bft,fn->bnt", power, self.filterbank())  # (B, n_harmonic·level, T)
+            bands = self._bands(wave.float(), centred=True, power=True)  # (B, n_harmonic·level, T)
             bands = bands.unflatten(1, (self.n_harmonic, self.level))  # (B, n_harmonic, level, T)
             return 10.0 * torch.log10(bands.clamp(min=AMIN))  # (B, n_harmonic, level, T) dB
+
+    def _bands(self, wave: torch.Tensor, *, centred: bool, power: bool) -> torch.Tensor:  # (B, L)
+        """The harmonic filters applied to the STFT's power or magnitude: (B, n_harmonic · level, frames)."""
+        spec = torch.stft(
+            wave,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=centred,
+            pad_mode="reflect",
+            return_complex=True,
+        )  # (B, n_bins, T)
+        values = spec.real.square() + spec.imag.square() if power else spec.abs()  # (B, n_bins, T)
+        return torch.einsum("bft,fn->bnt", values, self.filterbank())  # (B, n_harmonic·level, T)
 
 
 A21_AMIN = 1e-5
@@ -139,16 +143,7 @@ class A21HarmonicSTFT(HarmonicSTFT):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
         with torch.autocast(device_type=wave.device.type, enabled=False):
             padded = F.pad(wave.float(), (self.n_fft - self.hop_length, 0))  # (B, n_fft - hop + L)
-            spec = torch.stft(
-                padded,
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=False,
-                return_complex=True,
-            )  # (B, n_bins, T), T = L // hop
-            bands = torch.einsum("bft,fn->bnt", spec.abs(), self.filterbank())  # (B, n_harmonic·level, T)
+            bands = self._bands(padded, centred=False, power=False)  # (B, n_harmonic·level, T), T = L // hop
             db = 10.0 * torch.log10(bands.clamp(min=A21_AMIN))  # (B, n_harmonic·level, T)
             floor = db.amax(dim=(1, 2), keepdim=True) - A21_DYNAMIC_RANGE  # (B, 1, 1) per example
             db = torch.maximum(db, floor)
