@@ -34,10 +34,16 @@ def segment_count(length: int, *, stride: int = 1) -> int:
     return next((length // s for s in lengths if length % s == 0 and s % stride == 0), 1)
 
 
+def segment_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, C, 1, T) channels-last rows as (B, n, T/n, C): each row's n equal segments, channels last; a view."""
+    batch, channels, _, length = x.shape
+    return x.permute(0, 2, 3, 1).reshape(batch, n, length // n, channels)
+
+
 def as_segments(x: torch.Tensor, n: int) -> torch.Tensor:
     """(B, C, 1, T) channels-last rows as (B·n, C, 1, T/n) rows of n equal segments each: a view, no copy."""
     batch, channels, _, length = x.shape
-    return x.permute(0, 2, 3, 1).reshape(batch * n, 1, length // n, channels).permute(0, 3, 1, 2)
+    return segment_rows(x, n).reshape(batch * n, 1, length // n, channels).permute(0, 3, 1, 2)
 
 
 class SegmentedWeightGradConv(torch.autograd.Function):
@@ -105,9 +111,7 @@ def _conv_backward(
 def _add_cut_terms(grad_w: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, n: int) -> None:
     """Add to ``grad_w`` (C_out, C_in, 1, k) the products of the "same" conv's taps that reach across a cut."""
     pad = grad_w.shape[-1] // 2
-    batch, _, _, length = x.shape
-    xs = x.permute(0, 2, 3, 1).reshape(batch, n, length // n, -1)  # (B, n, S, C_in)
-    gs = grad.permute(0, 2, 3, 1).reshape(batch, n, length // n, -1)  # (B, n, S, C_out)
+    xs, gs = segment_rows(x, n), segment_rows(grad, n)  # (B, n, S, C_in), (B, n, S, C_out)
     last = xs.shape[2] - 1
     for offset in range(1, pad + 1):
         for u in range(offset):
