@@ -25,25 +25,26 @@ from jetatag.models.sinc import A21SincConv, SincConv
 
 
 class SincFrontEnd(nn.Module):
-    """Sinc band-pass filterbank → BatchNorm → ReLU: (B, L) → (B, n_filters, 1, L) channels-last rows.
+    """Learnable sinc band-pass filterbank → BatchNorm → ReLU: (B, L) → (B, n_filters, 1, L) channels-last rows."""
 
-    ``design="a21"``: A21's fixed filterbank alone (``model.py:190-203``: no BatchNorm or ReLU after it).
-    """
-
-    def __init__(self, n_filters: int, n_taps: int, *, sample_rate: int, design: SincDesign = "jetatag") -> None:
+    def __init__(self, n_filters: int, n_taps: int, *, sample_rate: int) -> None:
         super().__init__()
-        self.design = design
-        if design == "a21":
-            self.sinc = A21SincConv(n_filters, n_taps)
-        else:
-            self.sinc = SincConv(n_filters, n_taps, sample_rate=sample_rate)
-            self.bn = nn.BatchNorm2d(n_filters)
+        self.sinc = SincConv(n_filters, n_taps, sample_rate=sample_rate)
+        self.bn = nn.BatchNorm2d(n_filters)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        bands = as_rows(self.sinc(wave))  # (B, F, 1, L)
-        if self.design == "a21":
-            return bands
-        return F.relu(self.bn(bands), inplace=True)  # (B, F, 1, L)
+        return F.relu(self.bn(as_rows(self.sinc(wave))), inplace=True)  # (B, F, 1, L)
+
+
+class A21SincFrontEnd(nn.Module):
+    """A21's fixed sinc filterbank with no BatchNorm or ReLU after it (``model.py:190-203``): (B, L) → (B, F, 1, L)."""
+
+    def __init__(self, n_filters: int, n_taps: int) -> None:
+        super().__init__()
+        self.sinc = A21SincConv(n_filters, n_taps)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
+        return as_rows(self.sinc(wave))  # (B, F, 1, L)
 
 
 class MusicSincNet(nn.Module):
@@ -68,7 +69,11 @@ class MusicSincNet(nn.Module):
         super().__init__()
         n_filters = scaled(sinc_filters, width)
         # sinc filterbank (learnable, or A21's fixed one)
-        self.frontend = SincFrontEnd(n_filters, sinc_taps, sample_rate=sample_rate, design=sinc_design)
+        self.frontend = (
+            A21SincFrontEnd(n_filters, sinc_taps)
+            if sinc_design == "a21"
+            else SincFrontEnd(n_filters, sinc_taps, sample_rate=sample_rate)
+        )
         # Res+SE Sample-CNN on the band signals
         self.body = SampleCNNReSE(width=width, in_channels=n_filters)
 
