@@ -80,9 +80,9 @@ def training_switches(params: Params) -> dict[str, Any]:
     return {key: param_value(values, key) for key in TRAINING_SWITCHES}
 
 
-def switches_line(params: Params) -> str:
-    """The :data:`TRAINING_SWITCHES` of this run as ``key=value`` pairs (README "Training switches")."""
-    return " · ".join(f"`{key}={_yaml_value(value)}`" for key, value in training_switches(params).items())
+def switches_line(switches: dict[str, Any]) -> str:
+    """A run's :func:`training_switches` as ``key=value`` pairs (README "Training switches")."""
+    return " · ".join(f"`{key}={_yaml_value(value)}`" for key, value in switches.items())
 
 
 def _yaml_value(value: Any) -> str:
@@ -453,10 +453,11 @@ def run_table1(
     evals = load_evaluations(eval_dir)
     if not evals:
         raise StageError(f"{eval_dir}: no <extractor>-<variant>.json evaluations found; run `jetatag evaluate` first")
+    switches = training_switches(params)
     header = (
         f"Dataset: {dataset_line(evals, Path(eval_dir))} · profile: **{params.report.profile}** · "
         f"git revision: `{git_revision()}`\n\n"
-        f"Training switches: {switches_line(params)}"
+        f"Training switches: {switches_line(switches)}"
     )
     probe = load_probe(probe_json, evals)
     figure2 = load_figure2_stats(figure2_json)
@@ -465,7 +466,7 @@ def run_table1(
     with atomic_open(out_table, "w", encoding="utf-8") as handle:
         handle.write(render_table(evals, diffs, probe=probe, figure2=figure2, geometry=geometry, header=header))
     write_json(out_metrics, summary_metrics(evals, probe=probe))
-    details = detail_values(evals, diffs, figure2=figure2, geometry=geometry, switches=training_switches(params))
+    details = detail_values(evals, diffs, figure2=figure2, geometry=geometry, switches=switches)
     write_json(out_details, details)
     outs = ", ".join(map(str, (out_table, out_metrics, out_details)))
     log.info("table1: %d of %d evaluations -> %s", len(evals), 2 * len(EXTRACTOR_IDS), outs)
