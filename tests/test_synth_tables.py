@@ -1,4 +1,4 @@
-"""Tests of the synthetic generator's data tables: schemas, loader errors, cross-references."""
+"""Tests of the synthetic generator's data tables: schemas, loader errors, cross-references, texture dispatch."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import jsonschema
 import pytest
 
 from jetatag.synth import styles, tables
+from jetatag.synth.score import BASS_TEXTURES, HARMONY_TEXTURES
+from jetatag.synth.styles import STYLES
 from jetatag.synth.tables import TableError
 
 NAMES = ("styles", "instruments", "tag_concepts", "fitted")
@@ -72,3 +74,11 @@ def test_a_style_naming_an_unknown_instrument_or_a_reversed_range_is_rejected() 
     spec["bpm"] = [160, 100]
     with pytest.raises(TableError, match=r"styles\.json: styles/rock/bpm: low 160 is above high 100"):
         styles._style("rock", spec)
+
+
+def test_every_texture_a_style_names_is_dispatched() -> None:
+    used = {(p.role, t) for s in STYLES.values() for p in s.parts for t in p.textures}
+    assert {t for role, t in used if role == "harmony"} == set(HARMONY_TEXTURES)
+    assert {t for role, t in used if role == "bass"} == set(BASS_TEXTURES)
+    assert {t for role, t in used if role == "lead"} == {"melody"}
+    assert {t for role, t in used if role == "extra"} <= {"counter", "fx", "pad"}
