@@ -16,7 +16,7 @@ tag, scikit-learn, L2 strength chosen by track-grouped CV inside the training cl
 clips with none dropped as ``labels`` does. Target: macro ROC-AUC >= 0.80 and at most 5 tags >= 0.99. A
 5-fold CV grouped by track (80/20 each) is printed as a stability check. Usage::
 
-    python benchmarks/synth_calibration.py --stats ../shared/mtat_tag_stats.json
+    python benchmarks/synth_calibration.py [--stats benchmarks/data/mtat_tag_stats.json]
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ from jetatag.mtat import ANNOTATIONS, SPLIT_OF_FOLDER, TAGS_188, ZIP_PIECES, rea
 from jetatag.synth.catalog import build_catalog
 from jetatag.synth.clip import design_clip
 from jetatag.synth.mirror import write_mirror
+
+STATS = Path(__file__).resolve().parent / "data" / "mtat_tag_stats.json"
+"""MTAT's aggregated tag statistics, shipped with the repository (source and licence: ``benchmarks/data/README.md``)."""
 
 
 def label_matrix(n_clips: int, seconds: float, seed: int) -> np.ndarray:
@@ -183,7 +186,7 @@ def probe(folder: Path, mtat_top50: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stats", type=Path, default=Path("../shared/mtat_tag_stats.json"))
+    parser.add_argument("--stats", type=Path, default=STATS)
     parser.add_argument("--label-clips", type=int, default=10000)
     parser.add_argument("--audio-clips", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=10.0)

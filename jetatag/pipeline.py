@@ -14,8 +14,10 @@ install points at, which for ``dvc exp run --queue`` (run in a temporary copy of
 main checkout's code, not the copy's whose hashes DVC records.
 
 Code dependencies are the stage's modules plus every ``jetatag`` module they import, transitively
-(found by parsing the sources, so adding an import updates the DAG); ``jetatag.cli``, ``jetatag.errors``
-and ``jetatag.io`` are left out because they only parse arguments, word errors and write files atomically.
+(found by parsing the sources, so adding an import updates the DAG), plus the package data their packages
+keep in a ``data/`` folder (the synthetic generator's tables, ``jetatag/synth/data``); ``jetatag.cli``,
+``jetatag.errors`` and ``jetatag.io`` are left out because they only parse arguments, word errors and write
+files atomically.
 Params that only set parallelism (``*.workers``, ``train.device``, ``evaluate.batch_size``) are not
 dependencies: the stages' outputs do not depend on them.
 """
@@ -58,6 +60,9 @@ RULES_DIR = "workflow/rules"
 """Where the generated Snakemake rule files go (``workflow/Snakefile`` includes them)."""
 
 UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
+
+PACKAGE_DATA = "data"
+"""Folder of a package's data files (tables its modules read), which are code dependencies like its modules."""
 
 EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
 EVAL_ARRAYS = tuple(f"data/eval/{x}-{v}.npz" for x in EXTRACTOR_IDS for v in VARIANTS)
@@ -450,6 +455,17 @@ def module_path(module: str, root: Path = ROOT) -> Path | None:
     return None
 
 
+def package_data(path: Path, root: Path = ROOT) -> list[str]:
+    """Package data beside the module at ``path``: the files of its package's ``data/`` folder, sorted.
+
+    Only a plain folder counts (``jetatag/data`` is a subpackage, whose modules are found through imports).
+    """
+    folder = root / path.parent / PACKAGE_DATA
+    if not folder.is_dir() or (folder / "__init__.py").is_file():
+        return []
+    return [p.relative_to(root).as_posix() for p in sorted(folder.iterdir()) if p.is_file()]
+
+
 def module_imports(module: str, path: Path, root: Path = ROOT) -> set[str]:
     """``jetatag`` modules that ``module`` (source ``root / path``) imports anywhere in its body."""
     tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=str(path))
@@ -490,6 +506,7 @@ def code_files(modules: tuple[str, ...]) -> tuple[str, ...]:
             files.add(Path(*module.split(".")).with_suffix(".py").as_posix())
             continue
         files.add(path.as_posix())
+        files.update(package_data(path))
         todo.extend(module_imports(module, path))
     return tuple(sorted(files))
 

@@ -181,6 +181,13 @@ def test_code_files_follow_imports_transitively() -> None:
     assert pipeline.code_files(("jetatag.no_such_module",)) == ("jetatag/no_such_module.py",)
 
 
+def test_code_files_include_package_data() -> None:
+    files = pipeline.code_files(("jetatag.synth.stage",))
+    assert {"jetatag/synth/data/styles.json", "jetatag/synth/data/fitted.schema.json"} <= set(files)
+    assert not {f for f in files if f.startswith("jetatag/data/")}  # a subpackage named data is not package data
+    assert "jetatag/synth/data/styles.json" not in pipeline.code_files(("jetatag.data.labels",))
+
+
 def _copy_package(dest: Path) -> Path:
     """A workspace at ``dest`` holding this checkout's ``jetatag/`` package and ``params.yaml`` (no install)."""
     shutil.copytree(ROOT / "jetatag", dest / "jetatag", ignore=shutil.ignore_patterns("__pycache__"))

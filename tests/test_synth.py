@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import re
@@ -31,16 +32,17 @@ from jetatag.mtat import (
 )
 from jetatag.synth.catalog import build_catalog
 from jetatag.synth.clip import design_clip, render_clip
-from jetatag.synth.concepts import CONCEPT_INDEX, CONCEPTS, TAG_CONCEPTS
-from jetatag.synth.labels import DEFAULT_MODEL, TagModel
+from jetatag.synth.concepts import CONCEPT_INDEX, CONCEPTS, TAG_CONCEPTS, concept_vector
+from jetatag.synth.instruments import INSTRUMENTS
+from jetatag.synth.labels import DEFAULT_MODEL, TagModel, style_probabilities
 from jetatag.synth.mirror import TINY_CLIPS, TINY_SECONDS, write_mirror, write_tiny_mirror
 from jetatag.synth.notebank import NoteBank
 from jetatag.synth.render import SAMPLE_RATE, render
 from jetatag.synth.score import Score, Track, arrange, onset_rate
-from jetatag.synth.styles import EFFECTS, STYLE_NAMES, plan_clip, plan_track
+from jetatag.synth.styles import EFFECTS, PROGRESSIONS, SCALES, STYLE_NAMES, STYLES, plan_clip, plan_track
 from jetatag.synth.voice import sing
 
-STATS = Path(__file__).resolve().parents[2] / "shared" / "mtat_tag_stats.json"
+STATS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "mtat_tag_stats.json"
 MTAT_NAME = re.compile(r"^[0-9a-f]/[a-z0-9_]+-[a-z0-9_]+-\d{2}-[a-z0-9_]+-\d+-\d+\.mp3$")
 
 
@@ -157,6 +159,67 @@ def test_same_output_for_one_or_two_workers(tmp_path: Path) -> None:
     assert (one / SHA256SUMS).read_bytes() == (two / SHA256SUMS).read_bytes()
 
 
+TINY_MIRROR_SHA256 = {
+    "SHA256SUMS": "ee460ad93faea6977f9f200de62e4e8c14531c9be5fb84bbd2e6346f8948f827",
+    "annotations_final.csv": "45f107101589e0ea944cb17fe36a9d058a170e25387e48662f0b2a4a1e88ddfe",
+    "clip_info_final.csv": "c7b39e8c4ab3acd0fa5c077e649b0a1ef98c81be9ff125002dcba9331bd0f9ae",
+    "mp3.zip.001": "6a11173d8435bbecd4daccf5477fd490e409c56bd0334bc01f1baa7de8f056f3",
+    "mp3.zip.002": "53d97e7774720fe5aad986535b1ce32fc3f7852b31b8de6ccc48556fcd179149",
+    "mp3.zip.003": "2d4493931506c0abb91fd4397b754c32d7c5e0ec0cdc478f91cd5ff9a3183697",
+}
+"""The tiny mirror's files (seed 0) as the generator wrote them when its tables were still Python literals
+(2eec2b6). The audio bytes also depend on the soundfont renderer and the MP3 encoder (libsndfile) installed."""
+
+TABLES_SHA256 = "975db2829102adb86c2eb675faced9f8b63273d4cb07c1579d754b01b413f013"
+"""Digest of :func:`_tables_digest` recorded at 2eec2b6 (tables as Python literals)."""
+
+STYLE_SCORES_SHA256 = "e82f65310c1bad727d1e0c4c16f4a0d7ca7bf0658058629e7a3130df9b0a60b2"
+"""Digest of :func:`_style_scores_digest` recorded at 2eec2b6 (tables as Python literals)."""
+
+
+def _tables_digest() -> str:
+    """sha256 over every table as the generator's code sees it: the typed objects' reprs and the fitted arrays."""
+    digest = hashlib.sha256(repr((SCALES, PROGRESSIONS, STYLES, INSTRUMENTS, TAG_CONCEPTS)).encode())
+    model = DEFAULT_MODEL
+    prior = style_probabilities()[1]
+    for array in (prior, model.rates, model.false_positive, model.attention_levels, model.attention_probs):
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _style_scores_digest(per_style: int = 8) -> str:
+    """sha256 over the style prior and, for ``per_style`` clips of every style, the plan, the notes of every
+    part (every texture is played), the concept vector and the drawn tags: no audio, so platform-independent."""
+    digest = hashlib.sha256(style_probabilities()[1].tobytes())
+    for s, style in enumerate(STYLE_NAMES):
+        for k in range(per_style):
+            rng = np.random.default_rng([0, s, k])
+            plan = plan_clip(rng, plan_track(rng, style))
+            score = arrange(plan, 10.0, rng)
+            x = concept_vector(plan, score)
+            digest.update(repr(plan).encode())
+            for notes in (*(t.notes for t in score.tracks), score.drums, score.vocal):
+                digest.update(notes.tobytes())
+            digest.update(x.tobytes())
+            digest.update(DEFAULT_MODEL.sample(x, rng).tobytes())
+    return digest.hexdigest()
+
+
+def test_tiny_mirror_bytes_are_unchanged(tiny_mirror: Path) -> None:
+    # moving the tables to package data and dispatching textures through tables must not change a byte
+    assert {p.name: sha256_file(p) for p in sorted(tiny_mirror.iterdir())} == TINY_MIRROR_SHA256
+
+
+def test_tables_hold_the_same_values() -> None:
+    # any edit of a table value changes this, even one too small to change a draw of the two tests below
+    assert _tables_digest() == TABLES_SHA256
+
+
+def test_every_style_plays_the_same_notes_and_tags() -> None:
+    # the tiny mirror draws few styles: this covers every style, texture and table value that reaches a score
+    assert _style_scores_digest() == STYLE_SCORES_SHA256
+
+
 def test_seed_changes_the_clip() -> None:
     a, b = design_clip(1, 0, 0, 2.0), design_clip(2, 0, 0, 2.0)
     assert a.plan != b.plan or not np.array_equal(a.tags, b.tags)
@@ -201,8 +264,6 @@ def test_tag_sampler_statistics_resemble_mtat() -> None:
     top_cols = np.argsort(-expected.mean(axis=0), kind="stable")[:50]
     per_clip = expected[:, top_cols].sum(axis=1).mean()
     assert 2.0 < per_clip < 3.5 and abs(drawn[:, top_cols].sum(axis=1).mean() - per_clip) < 0.4
-    if not STATS.is_file():
-        pytest.skip(f"{STATS} absent: MTAT comparison skipped")
     mtat = json.loads(STATS.read_text(encoding="utf-8"))
     real = np.array([mtat["count_188_all_clips"][t] for t in TAGS_188], dtype=float)
     top50 = [TAGS_188.index(t) for t in mtat["top50_in_frequency_order"]]

@@ -8,7 +8,7 @@ where ``x`` is the clip's concept vector (:mod:`jetatag.synth.concepts`), ``rate
 player names concept ``c`` with tag ``t`` (``1 - exp(-rate)`` is the chance at attention 1), ``fp_t`` is the
 rare false-positive rate and ``a`` is the clip's *attention*: how many tags its players bothered to enter (a
 low draw gives the ~18 % of MTAT clips with no top-50 tag). The numbers come from
-:mod:`jetatag.synth.fitted`, fitted offline to MTAT's tag statistics by ``benchmarks/synth_fit.py``.
+the package data table ``data/fitted.json``, fitted offline to MTAT's tag statistics by ``benchmarks/synth_fit.py``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from jetatag.mtat import TAGS_188
-from jetatag.synth import fitted
 from jetatag.synth.concepts import CONCEPT_INDEX, CONCEPTS, TAG_CONCEPTS
+from jetatag.synth.styles import STYLE_NAMES
+from jetatag.synth.tables import check_names, load, table_error
+
+TABLE = "fitted"
+"""The package data table (``data/fitted.json``) of fitted numbers, written by ``benchmarks/synth_fit.py``."""
 
 
 @dataclass(frozen=True)
@@ -72,14 +76,30 @@ class TagModel:
         return (rng.random(len(self.tags)) < self.probabilities(concepts, attention)).astype(np.uint8)
 
 
+def fitted_tables() -> dict:
+    """``data/fitted.json``, checked to name every style and only known tags and tag-concept links."""
+    table = load(TABLE)
+    check_names(TABLE, ("style_weights",), table["style_weights"], STYLE_NAMES, complete=True)
+    levels, probs = table["attention_levels"], table["attention_probs"]
+    if len(probs) != len(levels):
+        raise table_error(TABLE, ("attention_probs",), f"{len(probs)} probabilities for {len(levels)} levels")
+    check_names(TABLE, ("false_positive",), table["false_positive"], TAGS_188)
+    check_names(TABLE, ("tag_rates",), table["tag_rates"], TAGS_188)
+    for tag, links in table["tag_rates"].items():
+        check_names(TABLE, ("tag_rates", tag), links, TAG_CONCEPTS[tag])
+    return table
+
+
+_FITTED = fitted_tables()
+
 DEFAULT_MODEL = TagModel.from_tables(
-    fitted.TAG_RATES, fitted.FALSE_POSITIVE, fitted.ATTENTION_LEVELS, fitted.ATTENTION_PROBS
+    _FITTED["tag_rates"], _FITTED["false_positive"], _FITTED["attention_levels"], _FITTED["attention_probs"]
 )
 """The calibrated tag model used by the generator."""
 
 
 def style_probabilities() -> tuple[tuple[str, ...], np.ndarray]:
     """Style names and their fitted prior probabilities (a track's style is drawn from these)."""
-    names = tuple(fitted.STYLE_WEIGHTS)
-    weights = np.asarray([fitted.STYLE_WEIGHTS[n] for n in names], dtype=float)
+    names = tuple(_FITTED["style_weights"])
+    weights = np.asarray([_FITTED["style_weights"][n] for n in names], dtype=float)
     return names, weights / weights.sum()

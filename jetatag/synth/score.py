@@ -5,15 +5,18 @@ texture (pad, block chords, arpeggio, Alberti bass, guitar strum, power chords, 
 line; a melodic lead (a scale random walk that favours chord tones on strong beats, atonal leaps for *weird*);
 an optional extra part; a 16-step drum pattern; and a vocal line on chord tones that the formant singer of
 :mod:`jetatag.synth.voice` sings. Every note array is ``(n, 4)`` float64: ``start_s, end_s, pitch, velocity``.
+Harmony and bass textures are small functions of one bar, looked up by name in :data:`HARMONY_TEXTURES` and
+:data:`BASS_TEXTURES` (the names the styles table uses).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from jetatag.synth.instruments import INSTRUMENTS
+from jetatag.synth.instruments import INSTRUMENTS, Instrument
 from jetatag.synth.styles import SCALES, ClipPlan, PartPlan
 
 VOCAL_RANGE = {
@@ -122,100 +125,211 @@ def _velocity(rng: np.random.Generator, base: float, n: int = 1) -> np.ndarray:
     return np.clip(base + rng.normal(0.0, 6.0, size=n), 12, 127)
 
 
+@dataclass(frozen=True)
+class _Bar:
+    """One bar of an accompaniment part: its index, start and chord (scale degrees, and pitches for the part)."""
+
+    index: int
+    start: float
+    chord: list[int]
+    pitches: list[int]  # sorted, fitted to the instrument's register
+
+
+Texture = Callable[[_Grid, Instrument, _Bar, int, float, np.random.Generator], list[tuple]]
+"""Notes of one bar of a texture: ``(grid, instrument, bar, subdivisions per beat, velocity, rng) -> notes``."""
+
+
+def _pad(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """The chord held for the whole bar."""
+    return [(bar.start, bar.start + grid.bar * 0.98, p, vel) for p in bar.pitches]
+
+
+def _chords(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """Block chords on every beat, or every other beat."""
+    step = 2 if rng.random() < 0.5 else 1
+    notes = []
+    for beat in range(0, grid.beats_per_bar, step):
+        t = grid.time(bar.index, beat)
+        notes.extend((t, t + grid.beat * step * 0.85, p, vel) for p in bar.pitches)
+    return notes
+
+
+def _broken(order: list[int], grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float) -> list[tuple]:
+    """The chord (plus the root an octave up) one note per subdivision, cycling through ``order``."""
+    ext = [*bar.pitches, bar.pitches[0] + 12]
+    dur = grid.beat / sub * (1.6 if not inst.sustained else 0.95)
+    notes = []
+    for k in range(grid.beats_per_bar * sub):
+        t = grid.time(bar.index, k / sub)
+        notes.append((t, t + dur, ext[order[k % len(order)] % len(ext)], vel))
+    return notes
+
+
+def _arpeggio(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """Up the chord in eighths, or up and down in sixteenths."""
+    return _broken([0, 1, 2, 3] if sub == 2 else [0, 1, 2, 3, 2, 1], grid, inst, bar, sub, vel)
+
+
+def _alberti(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """Alberti bass: low, high, middle, high."""
+    return _broken([0, 2, 1, 2], grid, inst, bar, sub, vel)
+
+
+def _strum(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """Guitar strums, alternating down (low to high) and softer up strokes."""
+    pattern = [0.0, 1.0, 1.5, 2.5, 3.0, 3.5] if rng.random() < 0.5 else [0.0, 1.0, 2.0, 3.0]
+    pitches = bar.pitches
+    voiced = sorted({*pitches, pitches[0] + 12, _fit(pitches[0] - 12, inst.low, inst.high)})
+    notes = []
+    for j, beat in enumerate(b for b in pattern if b < grid.beats_per_bar):
+        t = grid.time(bar.index, beat)
+        down = j % 2 == 0
+        for k, p in enumerate(voiced if down else voiced[::-1]):
+            notes.append((t + 0.012 * k, t + grid.beat * 0.9, p, vel - (0 if down else 10)))
+    return notes
+
+
+def _power(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """Power chords (root and fifth, low in the register) on every subdivision, accents on the beat."""
+    root = _fit(grid.pitch(bar.chord[0], inst.low + 7), inst.low, inst.low + 14)
+    notes = []
+    for k in range(grid.beats_per_bar * sub):
+        t = grid.time(bar.index, k / sub)
+        notes.extend((t, t + grid.beat / sub * 0.8, p, vel + (8 if k % sub == 0 else 0)) for p in (root, root + 7))
+    return notes
+
+
+def _comp(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """Jazz comping: short seventh chords off the beat."""
+    notes = []
+    for beat in (1.0, 2.5) if grid.beats_per_bar == 4 else (1.0,):
+        t = grid.time(bar.index, beat)
+        notes.extend((t, t + grid.beat * 0.6, p, vel) for p in bar.pitches)
+    return notes
+
+
+def _drone(grid: _Grid, inst: Instrument, bar: _Bar, sub: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """Tonic and fifth held (sustained instruments) or plucked tanpura-style, whatever the chord."""
+    tonic = _fit(grid.pitch(0, inst.low + 6), inst.low, inst.low + 12)
+    if inst.sustained:
+        return [(bar.start, bar.start + grid.bar, p, vel - 10) for p in (tonic, tonic + 7)]
+    notes = []
+    for k, p in enumerate((tonic + 7, tonic + 12, tonic + 12, tonic)[: grid.beats_per_bar]):
+        t = grid.time(bar.index, k)
+        notes.append((t, t + grid.beat * 1.5, p, vel - 12))
+    return notes
+
+
+HARMONY_TEXTURES: dict[str, Texture] = {
+    "pad": _pad,
+    "chords": _chords,
+    "arpeggio": _arpeggio,
+    "alberti": _alberti,
+    "strum": _strum,
+    "power": _power,
+    "comp": _comp,
+    "drone": _drone,
+}
+"""Harmony texture name -> the notes of one bar of it."""
+
+
 def _harmony(grid: _Grid, part: PartPlan, base_vel: float, rng: np.random.Generator) -> list[tuple]:
     """Notes of a harmony part playing each bar's chord as ``part.texture``."""
     inst = INSTRUMENTS[part.instrument]
+    if part.texture not in HARMONY_TEXTURES:
+        raise ValueError(f"unknown harmony texture {part.texture!r}")
+    play = HARMONY_TEXTURES[part.texture]
     center = (inst.low + inst.high) // 2 - 4
     notes: list[tuple] = []
-    bpb = grid.beats_per_bar
     sub = 4 if rng.random() < 0.35 else 2  # arpeggio / alberti / power: sixteenths or eighths
-    for bar in range(grid.n_bars):
-        chord = grid.chord(bar, 4 if part.texture == "comp" else 3)
+    for index in range(grid.n_bars):
+        chord = grid.chord(index, 4 if part.texture == "comp" else 3)
         pitches = sorted(_fit(grid.pitch(d, center), inst.low, inst.high) for d in chord)
-        t0 = grid.time(bar, 0)
+        bar = _Bar(index, grid.time(index, 0), chord, pitches)
         if inst.heavy:  # dense layered preset: one sustained chord tone per bar, whatever the texture
-            notes.append((t0, t0 + grid.bar * 0.98, pitches[bar % 2], base_vel))
-        elif part.texture == "pad":
-            for p in pitches:
-                notes.append((t0, t0 + grid.bar * 0.98, p, base_vel))
-        elif part.texture == "chords":
-            step = 2 if rng.random() < 0.5 else 1
-            for beat in range(0, bpb, step):
-                t = grid.time(bar, beat)
-                for p in pitches:
-                    notes.append((t, t + grid.beat * step * 0.85, p, base_vel))
-        elif part.texture in ("arpeggio", "alberti"):
-            order = [0, 2, 1, 2] if part.texture == "alberti" else [0, 1, 2, 3] if sub == 2 else [0, 1, 2, 3, 2, 1]
-            ext = [*pitches, pitches[0] + 12]
-            for k in range(bpb * sub):
-                t = grid.time(bar, k / sub)
-                p = ext[order[k % len(order)] % len(ext)]
-                dur = grid.beat / sub * (1.6 if not inst.sustained else 0.95)
-                notes.append((t, t + dur, p, base_vel))
-        elif part.texture == "strum":
-            pattern = [0.0, 1.0, 1.5, 2.5, 3.0, 3.5] if rng.random() < 0.5 else [0.0, 1.0, 2.0, 3.0]
-            voiced = sorted({*pitches, pitches[0] + 12, _fit(pitches[0] - 12, inst.low, inst.high)})
-            for j, beat in enumerate(b for b in pattern if b < bpb):
-                t = grid.time(bar, beat)
-                down = j % 2 == 0
-                for k, p in enumerate(voiced if down else voiced[::-1]):
-                    notes.append((t + 0.012 * k, t + grid.beat * 0.9, p, base_vel - (0 if down else 10)))
-        elif part.texture == "power":
-            root = _fit(grid.pitch(chord[0], inst.low + 7), inst.low, inst.low + 14)
-            for k in range(bpb * sub):
-                t = grid.time(bar, k / sub)
-                for p in (root, root + 7):
-                    notes.append((t, t + grid.beat / sub * 0.8, p, base_vel + (8 if k % sub == 0 else 0)))
-        elif part.texture == "comp":
-            for beat in (1.0, 2.5) if bpb == 4 else (1.0,):
-                t = grid.time(bar, beat)
-                for p in pitches:
-                    notes.append((t, t + grid.beat * 0.6, p, base_vel))
-        elif part.texture == "drone":
-            tonic = _fit(grid.pitch(0, inst.low + 6), inst.low, inst.low + 12)
-            if inst.sustained:
-                for p in (tonic, tonic + 7):
-                    notes.append((t0, t0 + grid.bar, p, base_vel - 10))
-            else:
-                for k, p in enumerate((tonic + 7, tonic + 12, tonic + 12, tonic)[:bpb]):
-                    t = grid.time(bar, k)
-                    notes.append((t, t + grid.beat * 1.5, p, base_vel - 12))
+            notes.append((bar.start, bar.start + grid.bar * 0.98, pitches[index % 2], base_vel))
         else:
-            raise ValueError(f"unknown harmony texture {part.texture!r}")
+            notes.extend(play(grid, inst, bar, sub, base_vel, rng))
     return notes
+
+
+BassLine = Callable[[_Grid, Instrument, int, int, float, np.random.Generator], list[tuple]]
+"""Notes of one bar of a bass texture: ``(grid, instrument, bar, root pitch, velocity, rng) -> notes``."""
+
+
+def _bass_root(grid: _Grid, inst: Instrument, bar: int) -> int:
+    """Pitch of the root of ``bar``'s chord, low in the instrument's register."""
+    return _fit(grid.pitch(grid.degrees[bar], inst.low + 8), inst.low, inst.low + 16)
+
+
+def _root(grid: _Grid, inst: Instrument, bar: int, root: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """The root held for the bar."""
+    return [(grid.time(bar, 0), grid.time(bar, 0) + grid.bar * 0.95, root, vel)]
+
+
+def _pulse(grid: _Grid, inst: Instrument, bar: int, root: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """The root in eighths, the off-beats softer."""
+    notes = []
+    for k in range(grid.beats_per_bar):
+        t = grid.time(bar, k)
+        notes.append((t, t + grid.beat * 0.45, root, vel))
+        t = grid.time(bar, k + 0.5)
+        notes.append((t, t + grid.beat * 0.45, root, vel - 8))
+    return notes
+
+
+def _offbeat(grid: _Grid, inst: Instrument, bar: int, root: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """The root on the off-beat eighths only."""
+    notes = []
+    for k in range(grid.beats_per_bar):
+        t = grid.time(bar, k + 0.5)
+        notes.append((t, t + grid.beat * 0.45, root, vel))
+    return notes
+
+
+def _root_fifth(
+    grid: _Grid, inst: Instrument, bar: int, root: int, vel: float, rng: np.random.Generator
+) -> list[tuple]:
+    """Root and fifth alternating on the beats."""
+    notes = []
+    for k in range(grid.beats_per_bar):
+        t = grid.time(bar, k)
+        notes.append((t, t + grid.beat * 0.8, root if k % 2 == 0 else root + 7, vel))
+    return notes
+
+
+def _walking(grid: _Grid, inst: Instrument, bar: int, root: int, vel: float, rng: np.random.Generator) -> list[tuple]:
+    """A line from this bar's root towards the next bar's, one note per beat, with random steps."""
+    target = _bass_root(grid, inst, (bar + 1) % grid.n_bars)
+    bpb = grid.beats_per_bar
+    line = np.linspace(root, target, bpb + 1)[:-1] + rng.integers(-2, 3, size=bpb)
+    line[0] = root
+    notes = []
+    for k, p in enumerate(line):
+        t = grid.time(bar, k)
+        notes.append((t, t + grid.beat * 0.9, int(p), vel))
+    return notes
+
+
+BASS_TEXTURES: dict[str, BassLine] = {
+    "root": _root,
+    "pulse": _pulse,
+    "offbeat": _offbeat,
+    "root_fifth": _root_fifth,
+    "walking": _walking,
+}
+"""Bass texture name -> the notes of one bar of it."""
 
 
 def _bass(grid: _Grid, part: PartPlan, base_vel: float, rng: np.random.Generator) -> list[tuple]:
     """Notes of a bass line playing the chord roots as ``part.texture``."""
+    if part.texture not in BASS_TEXTURES:
+        raise ValueError(f"unknown bass texture {part.texture!r}")
+    play = BASS_TEXTURES[part.texture]
     inst = INSTRUMENTS[part.instrument]
     notes: list[tuple] = []
-    bpb = grid.beats_per_bar
     for bar in range(grid.n_bars):
-        root = _fit(grid.pitch(grid.degrees[bar], inst.low + 8), inst.low, inst.low + 16)
-        fifth = root + 7
-        if part.texture == "root":
-            notes.append((grid.time(bar, 0), grid.time(bar, 0) + grid.bar * 0.95, root, base_vel))
-        elif part.texture in ("pulse", "offbeat"):
-            start = 0.5 if part.texture == "offbeat" else 0.0
-            for k in range(bpb):
-                t = grid.time(bar, k + start)
-                notes.append((t, t + grid.beat * 0.45, root, base_vel))
-                if part.texture == "pulse":
-                    t = grid.time(bar, k + 0.5)
-                    notes.append((t, t + grid.beat * 0.45, root, base_vel - 8))
-        elif part.texture == "root_fifth":
-            for k in range(bpb):
-                t = grid.time(bar, k)
-                notes.append((t, t + grid.beat * 0.8, root if k % 2 == 0 else fifth, base_vel))
-        elif part.texture == "walking":
-            target = _fit(grid.pitch(grid.degrees[(bar + 1) % grid.n_bars], inst.low + 8), inst.low, inst.low + 16)
-            line = np.linspace(root, target, bpb + 1)[:-1] + rng.integers(-2, 3, size=bpb)
-            line[0] = root
-            for k, p in enumerate(line):
-                t = grid.time(bar, k)
-                notes.append((t, t + grid.beat * 0.9, int(p), base_vel))
-        else:
-            raise ValueError(f"unknown bass texture {part.texture!r}")
+        notes.extend(play(grid, inst, bar, _bass_root(grid, inst, bar), base_vel, rng))
     return notes
 
 
