@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import librosa
 import numpy as np
@@ -446,6 +447,22 @@ def test_checkpoint_round_trip_gives_identical_outputs(
         assert torch.equal(loaded(wave), tagger(wave))
         if joint:
             assert torch.equal(loaded.audio_embedding(wave), tagger.audio_embedding(wave))
+
+
+def test_meta_from_training_records_the_audio_and_old_checkpoints_without_it_still_load(tmp_path: Path) -> None:
+    model = ModelParams(width=0.0625)
+    audio = SimpleNamespace(tags=("rock", "piano", "quiet"), sample_rate=SR, crop_samples=SHORT, peak_normalize=False,
+                            mu_law=True)  # fmt: skip
+    meta = TaggerMeta.from_training(extractor="samplecnn", variant="noje", model=model, audio=audio)
+    assert meta == TaggerMeta("samplecnn", "noje", ["rock", "piano", "quiet"], SR, SHORT, dataclasses.asdict(model),
+                              peak_normalize=False, mu_law=True)  # fmt: skip
+    # a checkpoint written before the audio fields existed loads with the defaults of that time
+    path = tmp_path / "old.pt"
+    save_tagger(path, build_tagger("samplecnn", model, n_tags=3, sample_rate=SR), meta=meta)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["meta"]["peak_normalize"], checkpoint["meta"]["mu_law"]
+    torch.save(checkpoint, path)
+    assert load_tagger(path)[1] == dataclasses.replace(meta, peak_normalize=True, mu_law=False)
 
 
 def test_load_rejects_foreign_and_unknown_files(tmp_path: Path) -> None:

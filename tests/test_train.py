@@ -141,6 +141,14 @@ def test_stages_write_loadable_self_describing_checkpoints(trained: Path, audio:
     assert not (trained / "je/.resume").exists() and not (trained / "noje/.resume").exists()
 
 
+def test_both_stages_record_the_same_meta_audio_preprocessing_included(trained: Path, audio: Path) -> None:
+    written = torch.load(trained / "je/stage1.pt", weights_only=True)["meta"]
+    assert written["peak_normalize"] is True and written["mu_law"] is False  # recorded, not left to the defaults
+    meta1 = load_joint(trained / "je/stage1.pt")[1]
+    for variant in ("je", "noje"):
+        assert dataclasses.replace(load_tagger(trained / f"{variant}/model.pt")[1], variant="je") == meta1
+
+
 def test_stage2_je_leaves_every_extractor_weight_and_statistic_unchanged(trained: Path) -> None:
     joint, _ = load_joint(trained / "je/stage1.pt")
     je, _ = load_tagger(trained / "je/model.pt")

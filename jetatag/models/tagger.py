@@ -7,9 +7,10 @@ extractor id, the model params, the tag names, the sample rate and crop length, 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -27,6 +28,16 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
 
+class TrainingAudio(Protocol):
+    """What a checkpoint records about the audio its model was trained on (the training crops know it)."""
+
+    tags: Sequence[str]  # tag names, in the order of the tag vectors
+    sample_rate: int  # Hz
+    crop_samples: int  # training input length
+    peak_normalize: bool  # whether the audio was scaled to x / max|x|
+    mu_law: bool  # whether the audio was mu-law companded first
+
+
 @dataclass(frozen=True)
 class TaggerMeta:
     """What a tagger checkpoint says about itself."""
@@ -40,6 +51,23 @@ class TaggerMeta:
     peak_normalize: bool = True  # whether training audio was scaled to x / max|x| (inference must match)
     mu_law: bool = False  # whether training audio was mu-law companded first (audio.mu_law; older checkpoints: no)
     format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_training(
+        cls, *, extractor: str, variant: Literal["je", "noje"], model: ModelParams, audio: TrainingAudio
+    ) -> TaggerMeta:
+        """The meta of a model trained with ``model`` on ``audio``: the one constructor of both training stages,
+        so that every checkpoint records every field (the preprocessing that inference must repeat included)."""
+        return cls(
+            extractor=extractor,
+            variant=variant,
+            tags=list(audio.tags),
+            sample_rate=audio.sample_rate,
+            crop_samples=audio.crop_samples,
+            model=dataclasses.asdict(model),
+            peak_normalize=audio.peak_normalize,
+            mu_law=audio.mu_law,
+        )
 
     def model_params(self) -> ModelParams:
         """The checkpoint's model params as a validated :class:`ModelParams`."""

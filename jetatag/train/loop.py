@@ -23,8 +23,7 @@ from dvclive import Live
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from jetatag.config import Params, Phase, TrainParams
-from jetatag.data.dataset import EvalCrops, TrainCrops
+from jetatag.config import OptimizerState, Phase, TrainParams
 from jetatag.errors import StageError
 from jetatag.progress import progress
 from jetatag.train.device import autocast, pin_memory, to_device
@@ -55,17 +54,6 @@ class Task:
     model: nn.Module  # all state that is checkpointed; parameters with requires_grad are optimised
     losses: Callable[[torch.Tensor, torch.Tensor], Losses]  # (inputs (B, ...), tags (B, n_tags)) on device → terms
     validate: Callable[[], dict[str, float]]  # metrics on the valid split, called with the model in eval mode
-
-
-def crop_data(
-    params: Params, extractor: str, audio_dir: Path, device: torch.device
-) -> tuple[TrainCrops, EvalCrops, DataLoader]:
-    """Training crops and the validation loader at ``extractor``'s crop length (both stages train on these)."""
-    train = params.train
-    crop = params.model.crop_samples(extractor)
-    train_set = TrainCrops(audio_dir, split="train", crop_samples=crop, seed=train.seed)
-    valid_set = EvalCrops(audio_dir, split="valid", crop_samples=crop, n_crops=train.valid_crops)
-    return train_set, valid_set, make_loader(valid_set, batch_size=train.batch_size, train=train, device=device)
 
 
 def make_loader(
@@ -106,116 +94,184 @@ def epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
     return int(model_seed), int(data_seed)
 
 
-def fit(
-    task: Task,
-    train_set: EpochData,
-    *,
-    phases: Sequence[Phase],
-    train: TrainParams,
-    device: torch.device,
-    fingerprint: str,
-    out_path: Path,
-    save: Callable[[Path], None],
-    live_dir: Path,
-) -> list[dict[str, float]]:
-    """Train ``task.model`` through the schedule ``phases``, then write the stage output with ``save(out_path)``.
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes, and what identifies it so that a killed run carries on only its own work."""
 
-    After every epoch the full state is written atomically to the resume file of ``out_path``; a run
-    started again with the same ``fingerprint`` carries on from there. The resume file is removed once
-    the output is written. Per-epoch metrics go to dvclive in ``live_dir`` and are returned.
+    out_path: Path  # the stage output; its resume file lives beside it (resume_path)
+    live_dir: Path  # dvclive metrics, one step per epoch
+    fingerprint: str  # the run's identity (run_fingerprint): a resume file of another run is ignored
+    save: Callable[[Path], None]  # writes the stage output once the schedule is done
+
+
+def fit(
+    task: Task, data: EpochData, *, phases: Sequence[Phase], train: TrainParams, device: torch.device, outputs: Outputs
+) -> list[dict[str, float]]:
+    """Train ``task.model`` on ``data`` through the schedule ``phases``, then write the stage output.
+
+    After every epoch the full state is written atomically to the resume file of ``outputs.out_path``; a run
+    started again with the same fingerprint carries on from there. The resume file is removed once the
+    output is written. Per-epoch metrics go to dvclive in ``outputs.live_dir`` and are returned.
     Raises :class:`StageError` when a loss turns NaN/inf, naming the epoch and step.
     """
     n_epochs = total_epochs(phases)
-    resume_file = resume_path(out_path)
+    resume_file = resume_path(outputs.out_path)
     log.info(
         "%s: %d epochs on %d train clips → %s (metrics in %s, resume file %s)",
         task.name,
         n_epochs,
-        len(train_set),
-        out_path,
-        live_dir,
+        len(data),
+        outputs.out_path,
+        outputs.live_dir,
         resume_file,
     )
     task.model.to(device)
-    groups = param_groups(task.model, conv_l2=train.conv_l2)
+    optimizers = _PhaseOptimizers(phases, param_groups(task.model, conv_l2=train.conv_l2), train.optimizer_state)
     generator = torch.Generator()
-    loader = make_loader(train_set, batch_size=train.batch_size, train=train, device=device, generator=generator)
-    if len(loader) == 0:
-        raise StageError(
-            f"{task.name}: the train split has {len(train_set)} clips, fewer than train.batch_size {train.batch_size}"
-        )
+    loader = _train_loader(task, data, train=train, device=device, generator=generator)
+    start, history = _restore(task, optimizers, resume_file, fingerprint=outputs.fingerprint, device=device)
 
-    runs = optimizer_runs(phases, train.optimizer_state)  # phase → the phase whose optimizer it uses
-    start, history, optimizer, optimizer_run, phase_started = 0, [], None, -1, -1
-    state = load_resume(resume_file, expected_fingerprint=fingerprint, map_location=device)
-    if state is not None:
-        task.model.load_state_dict(state.model)
-        start, history = state.epochs_done, state.history
-        if start < n_epochs and runs[phase_index(phases, start)] == runs[state.phase]:
-            optimizer_run = runs[state.phase]
-            optimizer = make_optimizer(phases[state.phase], groups)
-            optimizer.load_state_dict(state.optimizer)
-        log.info("%s: resuming after epoch %d of %d from %s", task.name, start, n_epochs, resume_file)
-
-    live_dir.mkdir(parents=True, exist_ok=True)
-    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+    outputs.live_dir.mkdir(parents=True, exist_ok=True)
+    with Live(dir=str(outputs.live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         for record in history:  # a resumed run rebuilds the full curves (dvc repro may have deleted live_dir)
             _log_epoch(live, record)
         for epoch in range(start, n_epochs):
-            index = phase_index(phases, epoch)
-            phase = phases[index]
-            if index != phase_started:
-                if runs[index] != optimizer_run:
-                    optimizer, optimizer_run = make_optimizer(phase, groups), runs[index]
-                set_lr(optimizer, phase.lr)  # a carried optimizer keeps its momentum / moments at the new rate
-                phase_started = index
-                log.info(
-                    "%s: phase %d from epoch %d: %s lr %g", task.name, index + 1, epoch + 1, phase.optimizer, phase.lr
-                )
-            model_seed, data_seed = epoch_seeds(train.seed, epoch)
-            torch.manual_seed(model_seed)
-            generator.manual_seed(data_seed)
-            train_set.set_epoch(epoch)
-
-            tic = time.perf_counter()
-            task.model.train()  # a frozen extractor stays in eval mode (Tagger.freeze_extractor)
-            train_metrics = _train_epoch(task, loader, optimizer, device, epoch=epoch, n_epochs=n_epochs)
-            train_s = time.perf_counter() - tic
-            task.model.eval()
-            with torch.inference_mode():
-                valid_metrics = task.validate()
-            valid_s = time.perf_counter() - tic - train_s
-
-            record = {"lr": phase.lr}
-            record |= {f"train/{key}": value for key, value in train_metrics.items()}
-            record |= {f"valid/{key}": value for key, value in valid_metrics.items()}
+            phase, optimizer = optimizers.enter(epoch, task.name)
+            _seed_epoch(train.seed, epoch, generator, data)
+            record = _run_epoch(task, loader, optimizer, device, lr=phase.lr, epoch=epoch, n_epochs=n_epochs)
             history.append(record)
             _log_epoch(live, record)
-            log.info(
-                "%s: epoch %d/%d  %s  (train %.1f s = %.0f ms/step, valid %.1f s)",
-                task.name,
-                epoch + 1,
-                n_epochs,
-                "  ".join(f"{key} {value:.4g}" for key, value in record.items()),
-                train_s,
-                1000 * train_s / len(loader),
-                valid_s,
+            _write_checkpoint(
+                resume_file, task, optimizers, outputs.fingerprint, epochs_done=epoch + 1, history=history
             )
-            save_resume(
-                resume_file,
-                ResumeState(
-                    fingerprint=fingerprint,
-                    epochs_done=epoch + 1,
-                    phase=index,
-                    model=task.model.state_dict(),
-                    optimizer=optimizer.state_dict(),
-                    history=history,
-                ),
-            )
-    save(out_path)
+    outputs.save(outputs.out_path)
     clear_resume(resume_file)
-    log.info("%s: wrote %s", task.name, out_path)
+    log.info("%s: wrote %s", task.name, outputs.out_path)
     return history
+
+
+class _PhaseOptimizers:
+    """The optimizer of each epoch's phase: a new one at the start of each optimizer run (``optimizer_runs``),
+    set to the phase's learning rate at the phase's first epoch (a carried one keeps its momentum / moments)."""
+
+    def __init__(self, phases: Sequence[Phase], groups: list[dict[str, object]], state: OptimizerState) -> None:
+        self.phases = phases
+        self.groups = groups  # from param_groups
+        self.runs = optimizer_runs(phases, state)  # phase → the phase whose optimizer it uses
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.run = -1  # the optimizer run ``optimizer`` belongs to
+        self.phase = -1  # the phase whose learning rate ``optimizer`` has; -1 until the next epoch sets it
+
+    def restore(self, state: ResumeState) -> None:
+        """Take back the saved optimizer, if the next epoch's phase still uses it."""
+        done = state.epochs_done
+        if done < total_epochs(self.phases) and self.runs[phase_index(self.phases, done)] == self.runs[state.phase]:
+            self.run = self.runs[state.phase]
+            self.optimizer = make_optimizer(self.phases[state.phase], self.groups)
+            self.optimizer.load_state_dict(state.optimizer)
+
+    def enter(self, epoch: int, name: str) -> tuple[Phase, torch.optim.Optimizer]:
+        """The phase of 0-based ``epoch`` and its optimizer; logs the start of a phase under ``name``."""
+        index = phase_index(self.phases, epoch)
+        phase = self.phases[index]
+        if index != self.phase:
+            if self.runs[index] != self.run:
+                self.optimizer, self.run = make_optimizer(phase, self.groups), self.runs[index]
+            set_lr(self.optimizer, phase.lr)
+            self.phase = index
+            log.info("%s: phase %d from epoch %d: %s lr %g", name, index + 1, epoch + 1, phase.optimizer, phase.lr)
+        return phase, self.optimizer
+
+
+def _train_loader(
+    task: Task, data: EpochData, *, train: TrainParams, device: torch.device, generator: torch.Generator
+) -> DataLoader:
+    """The training loader of ``data``, shuffled by ``generator``; :class:`StageError` when it has no batch."""
+    loader = make_loader(data, batch_size=train.batch_size, train=train, device=device, generator=generator)
+    if len(loader) == 0:
+        raise StageError(
+            f"{task.name}: the train split has {len(data)} clips, fewer than train.batch_size {train.batch_size}"
+        )
+    return loader
+
+
+def _restore(
+    task: Task, optimizers: _PhaseOptimizers, resume_file: Path, *, fingerprint: str, device: torch.device
+) -> tuple[int, list[dict[str, float]]]:
+    """Load this run's resume file, if any, into the model and ``optimizers``; the epochs done and their metrics."""
+    state = load_resume(resume_file, expected_fingerprint=fingerprint, map_location=device)
+    if state is None:
+        return 0, []
+    task.model.load_state_dict(state.model)
+    optimizers.restore(state)
+    n_epochs = total_epochs(optimizers.phases)
+    log.info("%s: resuming after epoch %d of %d from %s", task.name, state.epochs_done, n_epochs, resume_file)
+    return state.epochs_done, state.history
+
+
+def _seed_epoch(seed: int, epoch: int, generator: torch.Generator, data: EpochData) -> None:
+    """Draw all of epoch ``epoch``'s randomness from (``seed``, ``epoch``): dropout, shuffling and the crops."""
+    model_seed, data_seed = epoch_seeds(seed, epoch)
+    torch.manual_seed(model_seed)
+    generator.manual_seed(data_seed)
+    data.set_epoch(epoch)
+
+
+def _run_epoch(
+    task: Task,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    lr: float,
+    epoch: int,
+    n_epochs: int,
+) -> dict[str, float]:
+    """Train one epoch at ``lr`` and validate; logs and returns the epoch's record (lr, train/*, valid/*)."""
+    tic = time.perf_counter()
+    task.model.train()  # a frozen extractor stays in eval mode (Tagger.freeze_extractor)
+    train_metrics = _train_epoch(task, loader, optimizer, device, epoch=epoch, n_epochs=n_epochs)
+    train_s = time.perf_counter() - tic
+    task.model.eval()
+    with torch.inference_mode():
+        valid_metrics = task.validate()
+    valid_s = time.perf_counter() - tic - train_s
+
+    record = {"lr": lr}
+    record |= {f"train/{key}": value for key, value in train_metrics.items()}
+    record |= {f"valid/{key}": value for key, value in valid_metrics.items()}
+    log.info(
+        "%s: epoch %d/%d  %s  (train %.1f s = %.0f ms/step, valid %.1f s)",
+        task.name,
+        epoch + 1,
+        n_epochs,
+        "  ".join(f"{key} {value:.4g}" for key, value in record.items()),
+        train_s,
+        1000 * train_s / len(loader),
+        valid_s,
+    )
+    return record
+
+
+def _write_checkpoint(
+    resume_file: Path,
+    task: Task,
+    optimizers: _PhaseOptimizers,
+    fingerprint: str,
+    *,
+    epochs_done: int,
+    history: list[dict[str, float]],
+) -> None:
+    """Write the state after ``epochs_done`` epochs (metrics ``history``) to the resume file, atomically."""
+    state = ResumeState(
+        fingerprint=fingerprint,
+        epochs_done=epochs_done,
+        phase=optimizers.phase,
+        model=task.model.state_dict(),
+        optimizer=optimizers.optimizer.state_dict(),
+        history=history,
+    )
+    save_resume(resume_file, state)
 
 
 def _train_epoch(

@@ -11,7 +11,6 @@ validation crops, the figures that show whether the embedding collapses.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -20,11 +19,12 @@ from torch.utils.data import DataLoader
 
 from jetatag.config import ModelParams, Params
 from jetatag.models.losses import pair_loss, reconstruction_loss
-from jetatag.models.tagger import JointEmbedding, TaggerMeta, build_joint_embedding, save_joint
-from jetatag.train.device import autocast, resolve_device
+from jetatag.models.tagger import JointEmbedding, build_joint_embedding, save_joint
+from jetatag.train.device import autocast
 from jetatag.train.geometry import geometry
-from jetatag.train.loop import Losses, Task, crop_data, fit
+from jetatag.train.loop import Losses, Task
 from jetatag.train.resume import run_fingerprint
+from jetatag.train.setup import start_run
 from jetatag.train.validation import crop_batches
 
 log = logging.getLogger(__name__)
@@ -82,42 +82,22 @@ def distinct_tag_vectors(*tag_sets: torch.Tensor) -> torch.Tensor:
 
 def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Path, live_dir: Path) -> None:
     """Train stage 1 for ``extractor`` on ``audio_dir``; write checkpoint ``out_path`` and metrics to ``live_dir``."""
-    audio_dir, out_path, live_dir = Path(audio_dir), Path(out_path), Path(live_dir)
-    train = params.train
-    device = resolve_device(train.device)
-    train_set, valid_set, valid_loader = crop_data(params, extractor, audio_dir, device)
-    crop = train_set.crop_samples
-
-    tag_vectors = distinct_tag_vectors(train_set.tag_matrix, valid_set.tag_matrix)
-    torch.manual_seed(train.seed)
+    run = start_run(params, extractor=extractor, audio_dir=audio_dir, out_path=out_path, live_dir=live_dir)
+    train, device = params.train, run.device
+    tag_vectors = distinct_tag_vectors(run.train_set.tag_matrix, run.valid_set.tag_matrix)
     model = build_joint_embedding(
-        extractor, params.model, n_tags=len(train_set.tags), sample_rate=train_set.sample_rate
+        extractor, params.model, n_tags=len(run.train_set.tags), sample_rate=run.train_set.sample_rate
     ).to(device)
     task = Task(
         name=f"stage1 {extractor}",
         model=model,
         losses=lambda wave, tags: joint_losses(model(wave, tags), tags, params.model, pair_target=train.pair_target),
-        validate=lambda: validate_joint(model, valid_loader, device, params.model, tag_vectors),
+        validate=lambda: validate_joint(model, run.valid_loader, device, params.model, tag_vectors),
     )
-    meta = TaggerMeta(
-        extractor=extractor,
-        variant="je",
-        tags=list(train_set.tags),
-        sample_rate=train_set.sample_rate,
-        crop_samples=crop,
-        peak_normalize=train_set.peak_normalize,
-        mu_law=train_set.mu_law,
-        model=dataclasses.asdict(params.model),
-    )
-    log.info("stage1 %s: crop %d samples, %d valid clips of %s", extractor, crop, len(valid_set), audio_dir)
-    fit(
+    run.fit(
         task,
-        train_set,
+        run.train_set,
         phases=train.stage1_schedule,
-        train=train,
-        device=device,
-        fingerprint=run_fingerprint("stage1", params, extractor=extractor, audio_dir=audio_dir),
-        out_path=out_path,
-        save=lambda path: save_joint(path, model.cpu(), meta=meta),
-        live_dir=live_dir,
+        fingerprint=run_fingerprint("stage1", params, extractor=extractor, audio_dir=run.audio_dir),
+        save=lambda path: save_joint(path, model.cpu(), meta=run.meta("je")),
     )

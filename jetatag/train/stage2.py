@@ -24,11 +24,12 @@ from jetatag.errors import StageError
 from jetatag.models import h_dim
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss
-from jetatag.models.tagger import Tagger, TaggerMeta, build_tagger, load_joint, save_tagger
-from jetatag.train.device import autocast, resolve_device
+from jetatag.models.tagger import Tagger, build_tagger, load_joint, save_tagger
+from jetatag.train.device import autocast
 from jetatag.train.embeddings import CachedCrops, cache_embeddings, cached_batches
-from jetatag.train.loop import EpochData, Task, crop_data, fit
+from jetatag.train.loop import EpochData, Task
 from jetatag.train.resume import run_fingerprint
+from jetatag.train.setup import start_run
 from jetatag.train.validation import crop_batches, macro_roc_auc
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,6 @@ def run_stage2(
     live_dir: Path,
 ) -> None:
     """Train stage-2 tagger ``variant`` (je|noje) of ``extractor``; write ``out_path``, metrics to ``live_dir``."""
-    audio_dir, out_path, live_dir = Path(audio_dir), Path(out_path), Path(live_dir)
     if variant not in ("je", "noje"):
         raise StageError(f"stage2: unknown variant {variant!r} (je or noje)")
     if variant == "je" and stage1_path is None:
@@ -127,13 +127,9 @@ def run_stage2(
     if variant == "noje" and stage1_path is not None:
         log.warning("stage2 noje trains from scratch: ignoring the stage-1 checkpoint %s", stage1_path)
         stage1_path = None
-    train = params.train
-    device = resolve_device(train.device)
-    train_set, valid_set, valid_loader = crop_data(params, extractor, audio_dir, device)
-    crop = train_set.crop_samples
+    run = start_run(params, extractor=extractor, audio_dir=audio_dir, out_path=out_path, live_dir=live_dir)
+    train, device, train_set = params.train, run.device, run.train_set
     tags = list(train_set.tags)
-
-    torch.manual_seed(train.seed)
     if stage1_path is not None:
         stage1_path = Path(stage1_path)
         tagger = _je_tagger(
@@ -147,42 +143,21 @@ def run_stage2(
     name = f"stage2 {extractor}-{variant}"
     data: EpochData = train_set
     if stage1_path is not None and train.je_embedding_cache:
-        data, task = _cached_task(name, tagger, params, valid_set, crops=train_set, device=device)
+        data, task = _cached_task(name, tagger, params, run.valid_set, crops=train_set, device=device)
     else:
         task = Task(
             name=name,
             model=tagger,
             losses=lambda wave, batch_tags: {"loss": classification_loss(tagger(wave).float(), batch_tags)},
-            validate=lambda: validate_tagger(tagger, crop_batches(valid_loader, device), device),
+            validate=lambda: validate_tagger(tagger, crop_batches(run.valid_loader, device), device),
         )
-    meta = TaggerMeta(
-        extractor=extractor,
-        variant=variant,
-        tags=tags,
-        sample_rate=train_set.sample_rate,
-        crop_samples=crop,
-        peak_normalize=train_set.peak_normalize,
-        mu_law=train_set.mu_law,
-        model=dataclasses.asdict(params.model),
-    )
-    log.info(
-        "%s: crop %d samples, %d valid clips of %s%s",
-        name,
-        crop,
-        len(valid_set),
-        audio_dir,
-        f", extractor frozen from {stage1_path}" if stage1_path else "",
-    )
-    fit(
+    run.fit(
         task,
         data,
         phases=train.stage2_schedule,
-        train=train,
-        device=device,
         fingerprint=run_fingerprint(
-            "stage2", params, extractor=extractor, variant=variant, audio_dir=audio_dir, stage1_path=stage1_path
+            "stage2", params, extractor=extractor, variant=variant, audio_dir=run.audio_dir, stage1_path=stage1_path
         ),
-        out_path=out_path,
-        save=lambda path: save_tagger(path, tagger.cpu(), meta=meta),
-        live_dir=live_dir,
+        save=lambda path: save_tagger(path, tagger.cpu(), meta=run.meta(variant)),
+        note=f", extractor frozen from {stage1_path}" if stage1_path else "",
     )
