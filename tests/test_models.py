@@ -17,7 +17,7 @@ from jetatag.config import EXTRACTOR_IDS, HcnnFrontEnd, HcnnHead, ModelParams, T
 from jetatag.errors import StageError
 from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
 from jetatag.models.common import KERAS_BN_EPS, KERAS_BN_MOMENTUM, WaveConv, WaveDropout, as_rows, segment_count
-from jetatag.models.conv3x3 import BAND_ROWS, BANDED_FROM_ROWS, CheapBackwardConv3x3, Conv3x3
+from jetatag.models.conv3x3 import BAND_ROWS, BANDED_FROM_ROWS, CHEAP_BACKWARD_FROM, CheapBackwardConv3x3, Conv3x3
 from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
@@ -623,13 +623,15 @@ def test_conv3x3_cpu_training_gradients_equal_conv2d(
     rows: int, in_channels: int, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.manual_seed(0)
-    conv = Conv3x3(in_channels, 5)
+    conv = Conv3x3(in_channels, CHEAP_BACKWARD_FROM)
     with torch.no_grad():
         conv.bias.normal_()  # a bias gradient worth comparing
     x = noise(rng, 2, in_channels, rows, 19).contiguous(memory_format=torch.channels_last).requires_grad_()
     band_rows_used = []
     apply = CheapBackwardConv3x3.apply
     monkeypatch.setattr(CheapBackwardConv3x3, "apply", lambda *a: band_rows_used.append(a[-1]) or apply(*a))
+    Conv3x3(in_channels, CHEAP_BACKWARD_FROM // 2)(x)
+    assert band_rows_used == []  # narrower convs run plain
     y = conv(x)
     assert band_rows_used == [BAND_ROWS if rows >= BANDED_FROM_ROWS else 0]  # the path under test was taken
     reference = F.conv2d(x, conv.weight, conv.bias, padding=1)
