@@ -14,7 +14,8 @@ install points at, which for ``dvc exp run --queue`` (run in a temporary copy of
 main checkout's code, not the copy's whose hashes DVC records.
 
 Code dependencies are the stage's modules plus every ``jetatag`` module they import, transitively
-(found by parsing the sources, so adding an import updates the DAG); ``jetatag.cli``, ``jetatag.errors``
+(found by parsing the sources, so adding an import updates the DAG; ``jetatag.models`` also brings the
+modules of the extractor classes it loads by name); ``jetatag.cli``, ``jetatag.errors``
 and ``jetatag.io`` are left out because they only parse arguments, word errors and write files atomically.
 Params that only set parallelism (``*.workers``, ``train.device``, ``evaluate.batch_size``) are not
 dependencies: the stages' outputs do not depend on them.
@@ -38,7 +39,8 @@ from typing import Any, Literal
 
 import yaml
 
-from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS
+from jetatag.config import TRAINING_SWITCHES, VARIANTS
+from jetatag.extractors import CROP_KEYS, EXTRACTOR_IDS, EXTRACTOR_SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
 """Repository root: every path below is relative to it (both front ends run from there)."""
@@ -58,6 +60,9 @@ RULES_DIR = "workflow/rules"
 """Where the generated Snakemake rule files go (``workflow/Snakefile`` includes them)."""
 
 UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
+
+LOADED_MODULES = {"jetatag.models": tuple(spec.module for spec in EXTRACTOR_SPECS)}
+"""Modules that a module imports by name at run time, out of sight of the import parser: the extractor classes."""
 
 EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
 EVAL_ARRAYS = tuple(f"data/eval/{x}-{v}.npz" for x in EXTRACTOR_IDS for v in VARIANTS)
@@ -215,8 +220,7 @@ STAGES: tuple[Stage, ...] = (
             "audio.dtype",
             "audio.shard_mb",
             "audio.short_clips",
-            "model.hcnn_crop_samples",
-            "model.samplecnn_crop_samples",
+            *(f"model.{key}" for key in CROP_KEYS),
         ),
         modules=("jetatag.data.segment",),
         cache=True,
@@ -491,6 +495,7 @@ def code_files(modules: tuple[str, ...]) -> tuple[str, ...]:
             continue
         files.add(path.as_posix())
         todo.extend(module_imports(module, path))
+        todo.extend(LOADED_MODULES.get(module, ()))
     return tuple(sorted(files))
 
 

@@ -12,6 +12,7 @@ rule synth:
         code=[
             "jetatag/checksums.py",
             "jetatag/config.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/progress.py",
             "jetatag/synth/__init__.py",
@@ -56,6 +57,7 @@ rule download:
             "jetatag/checksums.py",
             "jetatag/config.py",
             "jetatag/data/download.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/progress.py",
         ],
@@ -80,6 +82,7 @@ rule labels:
         code=[
             "jetatag/config.py",
             "jetatag/data/labels.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/progress.py",
         ],
@@ -108,6 +111,7 @@ rule segment:
             "jetatag/data/labels.py",
             "jetatag/data/segment.py",
             "jetatag/data/shards.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/parallel.py",
             "jetatag/progress.py",
