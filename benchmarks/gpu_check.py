@@ -83,7 +83,8 @@ import torch
 import yaml
 
 from jetatag import pipeline
-from jetatag.config import EXTRACTOR_IDS, ModelParams, Params, load_params, params_from_dict
+from jetatag.config import ModelParams, Params, load_params, params_from_dict
+from jetatag.extractors import EXTRACTOR_IDS, extractor_spec
 from jetatag.io import atomic_open, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,7 +311,7 @@ class Variant:
     channels_last: bool = False  # weights in channels-last memory format
     compile_mode: str | None = None  # torch.compile mode of the extractor
     cuda_only: bool = True
-    two_d_only: bool = False  # only for the 2-D extractor (Harmonic-CNN)
+    two_d_only: bool = False  # only for the 2-D extractors (ExtractorSpec.two_d: Harmonic-CNN)
 
 
 VARIANTS = (
@@ -508,14 +509,14 @@ def variant_names(extractor: str, device: str) -> list[str]:
     return [
         v.name
         for v in VARIANTS
-        if not (v.cuda_only and device != "cuda") and not (v.two_d_only and extractor != "hcnn")
+        if not (v.cuda_only and device != "cuda") and not (v.two_d_only and not extractor_spec(extractor).two_d)
     ]
 
 
 def _not_run(variant: Variant, extractor: str, device: str) -> str | None:
     if variant.cuda_only and device != "cuda":
         return "needs CUDA"
-    if variant.two_d_only and extractor != "hcnn":
+    if variant.two_d_only and not extractor_spec(extractor).two_d:
         return "1-D model: already runs channels-last internally (jetatag.models.common)"
     return None
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from jetatag.config import EXTRACTOR_IDS, load_params
+from jetatag.config import load_params
 from jetatag.data.dataset import AudioIndex
+from jetatag.extractors import EXTRACTOR_IDS
 from jetatag.models.tagger import TaggerMeta, build_joint_embedding, save_joint
 from jetatag.runtime import configure_process
 from jetatag.train.schedule import total_epochs

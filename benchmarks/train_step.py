@@ -51,7 +51,7 @@ from typing import Any
 import torch
 
 import jetatag.models  # h_dim is looked up when measuring: the trees that --against imports may predate it
-from jetatag.config import EXTRACTOR_IDS, ModelParams, load_params
+from jetatag.config import EXTRACTOR_IDS, ModelParams, load_params  # config: --against trees predate jetatag.extractors
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.tagger import Tagger, build_joint_embedding

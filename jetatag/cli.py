@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jetatag import __version__
-from jetatag.config import EXTRACTOR_IDS, VARIANTS, Params, ParamsError, load_params
+from jetatag.config import VARIANTS, Params, ParamsError, load_params
 from jetatag.errors import StageError
+from jetatag.extractors import EXTRACTOR_IDS
 from jetatag.runtime import configure_process
 
 log = logging.getLogger("jetatag")

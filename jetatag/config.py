@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-EXTRACTOR_IDS = ("hcnn", "sincnet", "samplecnn", "samplecnn_se", "samplecnn_res", "samplecnn_rese")
-"""Extractor ids in the paper's Table 1 order."""
+from jetatag.extractors import EXTRACTOR_IDS, extractor_spec
 
 VARIANTS = ("noje", "je")
 
@@ -163,8 +162,8 @@ class ModelParams:
         _check(self.margin >= 0, "model.margin", "must be >= 0")
 
     def crop_samples(self, extractor: str) -> int:
-        """Training/evaluation crop length for ``extractor``."""
-        return self.hcnn_crop_samples if extractor == "hcnn" else self.samplecnn_crop_samples
+        """Training/evaluation crop length for ``extractor``: the field its spec's ``crop_key`` names."""
+        return getattr(self, extractor_spec(extractor).crop_key)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ install points at, which for ``dvc exp run --queue`` (run in a temporary copy of
 main checkout's code, not the copy's whose hashes DVC records.
 
 Code dependencies are the stage's modules plus every ``jetatag`` module they import, transitively
-(found by parsing the sources, so adding an import updates the DAG), plus the package data their packages
-keep in a ``data/`` folder (the synthetic generator's tables, ``jetatag/synth/data``); ``jetatag.cli``,
+(found by parsing the sources, so adding an import updates the DAG; ``jetatag.models`` also brings the
+modules of the extractor classes it loads by name), plus the package data their packages keep in a
+``data/`` folder (the synthetic generator's tables, ``jetatag/synth/data``); ``jetatag.cli``,
 ``jetatag.errors`` and ``jetatag.io`` are left out because they only parse arguments, word errors and write
 files atomically.
 Params that only set parallelism (``*.workers``, ``train.device``, ``evaluate.batch_size``) are not
@@ -40,7 +41,8 @@ from typing import Any, Literal
 
 import yaml
 
-from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS
+from jetatag.config import TRAINING_SWITCHES, VARIANTS
+from jetatag.extractors import CROP_KEYS, EXTRACTOR_IDS, EXTRACTOR_SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
 """Repository root: every path below is relative to it (both front ends run from there)."""
@@ -63,6 +65,9 @@ UNTRACKED_MODULES = frozenset({"jetatag.cli", "jetatag.errors", "jetatag.io"})
 
 PACKAGE_DATA = "data"
 """Folder of a package's data files (tables its modules read), which are code dependencies like its modules."""
+
+LOADED_MODULES = {"jetatag.models": tuple(spec.module for spec in EXTRACTOR_SPECS)}
+"""Modules that a module imports by name at run time, out of sight of the import parser: the extractor classes."""
 
 EVAL_JSONS = tuple(f"reports/eval/{x}-{v}.json" for x in EXTRACTOR_IDS for v in VARIANTS)
 EVAL_ARRAYS = tuple(f"data/eval/{x}-{v}.npz" for x in EXTRACTOR_IDS for v in VARIANTS)
@@ -220,8 +225,7 @@ STAGES: tuple[Stage, ...] = (
             "audio.dtype",
             "audio.shard_mb",
             "audio.short_clips",
-            "model.hcnn_crop_samples",
-            "model.samplecnn_crop_samples",
+            *(f"model.{key}" for key in CROP_KEYS),
         ),
         modules=("jetatag.data.segment",),
         cache=True,
@@ -508,6 +512,7 @@ def code_files(modules: tuple[str, ...]) -> tuple[str, ...]:
         files.add(path.as_posix())
         files.update(package_data(path))
         todo.extend(module_imports(module, path))
+        todo.extend(LOADED_MODULES.get(module, ()))
     return tuple(sorted(files))
 
 

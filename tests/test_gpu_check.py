@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from jetatag.config import EXTRACTOR_IDS
+from jetatag.extractors import EXTRACTOR_IDS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks/gpu_check.py"

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics.pairwise import cosine_similarity
 
-from jetatag.config import EXTRACTOR_IDS, HcnnFrontEnd, HcnnHead, ModelParams, TagEncoderNorm, load_params
+from jetatag.config import HcnnFrontEnd, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
-from jetatag.models import EXTRACTORS, H_DIM, build_extractor, h_dim
+from jetatag.extractors import EXTRACTOR_IDS, extractor_spec
+from jetatag.models import H_DIM, build_extractor, h_dim
 from jetatag.models.common import KERAS_BN_EPS, KERAS_BN_MOMENTUM, WaveConv, WaveDropout, as_rows, segment_count
 from jetatag.models.conv3x3 import BAND_ROWS, BANDED_FROM_ROWS, CHEAP_BACKWARD_FROM, CheapBackwardConv3x3, Conv3x3
 from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
@@ -61,12 +62,6 @@ def noise(rng: np.random.Generator, *shape: int) -> torch.Tensor:
 # --- registry -----------------------------------------------------------------------------------
 
 
-def test_registry_matches_config_ids_and_input_lengths() -> None:
-    assert tuple(EXTRACTORS) == EXTRACTOR_IDS
-    lengths = {name: cls.paper_input_length for name, cls in EXTRACTORS.items()}
-    assert lengths == {name: 80000 if name == "hcnn" else 59049 for name in EXTRACTOR_IDS}
-
-
 def test_unknown_extractor_lists_the_ids() -> None:
     with pytest.raises(ValueError, match="samplecnn_rese"):
         build_extractor("vggish", PAPER, sample_rate=SR)
@@ -79,7 +74,7 @@ def test_unknown_extractor_lists_the_ids() -> None:
 def test_paper_size_extractor_maps_paper_crops_to_h(name: str, rng: np.random.Generator) -> None:
     extractor = build_extractor(name, PAPER, sample_rate=SR).eval()
     with torch.no_grad():
-        h = extractor(noise(rng, 2, EXTRACTORS[name].paper_input_length))
+        h = extractor(noise(rng, 2, extractor_spec(name).paper_input_length))
     assert h.shape == (2, H_DIM)
     assert torch.isfinite(h).all()
 
@@ -685,10 +680,11 @@ def test_a21_init_and_bn_takes_the_keras_defaults(name: str) -> None:
     norms = [m for m in extractor.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
     assert norms and all((m.momentum, m.eps) == (KERAS_BN_MOMENTUM, KERAS_BN_EPS) for m in norms)
     convs = [m for m in extractor.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))]
-    glorot = [c for c in convs if name == "hcnn" or c.weight[0, 0].numel() == 1]
+    all_glorot = extractor_spec(name).a21_glorot_convs
+    glorot = [c for c in convs if all_glorot or c.weight[0, 0].numel() == 1]
     assert glorot and all(c.weight.abs().max() <= _conv_bounds(c)[0] for c in glorot)
     he = [c for c in convs if c not in glorot]  # Sample-CNN's k-3 convs stay he_uniform: beyond the Glorot bound
-    assert (name == "hcnn") == (not he)
+    assert all_glorot == (not he)
     assert all(_conv_bounds(c)[0] < c.weight.abs().max() <= _conv_bounds(c)[1] for c in he)
 
 

@@ -26,7 +26,8 @@ import yaml
 
 import jetatag
 from jetatag import config, pipeline
-from jetatag.config import EXTRACTOR_IDS, VARIANTS, ParamsError, load_params, params_to_dict
+from jetatag.config import VARIANTS, ParamsError, load_params, params_to_dict
+from jetatag.extractors import EXTRACTOR_IDS
 from jetatag.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parent.parent

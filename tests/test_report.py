@@ -11,12 +11,13 @@ from eval_fixture import TAGS, write_fake_evaluation, write_fake_figure2_stats, 
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS
+from jetatag.config import TRAINING_SWITCHES, VARIANTS
 from jetatag.errors import StageError
+from jetatag.extractors import EXTRACTOR_IDS, EXTRACTOR_SPECS
 from jetatag.report.figure2 import DPI, PANELS, make_figure2, panel_stats, run_figure2, tsne_map, tsne_panels
 from jetatag.report.geometry import GEOMETRY_KEYS
 from jetatag.report.knn import base_rate, knn_agreement
-from jetatag.report.paper import EXTRACTOR_NAMES, PAPER_TABLE1
+from jetatag.report.paper import PAPER_TABLE1
 from jetatag.report.table1 import HEADLINE_METRICS, run_table1
 
 PRESENT = [("hcnn", "noje", 0.15), ("hcnn", "je", 0.3), ("samplecnn", "noje", 0.2), ("samplecnn", "je", 0.2)]
@@ -91,7 +92,7 @@ def test_table1_rows_metrics_and_header(evaluations, extras, make_params, tmp_pa
 
     # paper protocol: six rows in the paper's order, ours beside the paper's figures and the difference
     rows = _section(text, "Paper protocol")
-    assert [r.split(" | ")[0][2:] for r in rows[1:]] == [EXTRACTOR_NAMES[x] for x in EXTRACTOR_IDS]
+    assert [r.split(" | ")[0][2:] for r in rows[1:]] == [spec.name for spec in EXTRACTOR_SPECS]
     hcnn = rows[1].split(" | ")
     ours = records["hcnn", "noje"]["paper"]["roc_auc"]
     assert hcnn[1:4] == [f"{ours:.4f}", "0.9034", f"{ours - 0.9034:+.4f}"]

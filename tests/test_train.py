@@ -23,7 +23,8 @@ from torch import nn
 from jetatag.config import Params, Phase, params_from_dict, params_to_dict
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
-from jetatag.models import EXTRACTORS, H_DIM, h_dim
+from jetatag.extractors import EXTRACTOR_SPECS, ExtractorSpec
+from jetatag.models import H_DIM, build_extractor, h_dim
 from jetatag.models.tagger import load_joint, load_tagger, save_joint
 from jetatag.train import loop
 from jetatag.train.device import resolve_device
@@ -418,9 +419,16 @@ def test_l2_decay_applies_to_trainable_convolution_weights_only() -> None:
     assert rest["weight_decay"] == 0.0
 
 
-def test_l2_decay_follows_the_authors_per_extractor() -> None:
-    assert not EXTRACTORS["hcnn"].conv_l2_regularised
-    assert all(EXTRACTORS[name].conv_l2_regularised for name in EXTRACTORS if name != "hcnn")
+@pytest.mark.parametrize("spec", EXTRACTOR_SPECS, ids=lambda spec: spec.id)
+def test_l2_decay_follows_the_spec_per_extractor(spec: ExtractorSpec) -> None:
+    extractor = build_extractor(spec.id, tiny_params().model, sample_rate=16000)
+    decay, _ = param_groups(extractor, conv_l2=1e-4)
+    convs = {id(m.weight) for m in extractor.modules() if isinstance(m, nn.modules.conv._ConvNd)}
+    assert {id(p) for p in decay["params"]} == (convs if spec.conv_l2_regularised else set())
+
+
+def test_l2_decay_follows_the_authors() -> None:
+    assert [spec.id for spec in EXTRACTOR_SPECS if not spec.conv_l2_regularised] == ["hcnn"]
 
 
 def test_optimizers_of_the_phases() -> None:

@@ -39,6 +39,7 @@ from jetatag.data.shards import (
     to_stored,
 )
 from jetatag.errors import StageError
+from jetatag.extractors import EXTRACTOR_IDS
 from jetatag.io import atomic_path, write_json
 from jetatag.parallel import ordered_map
 from jetatag.progress import progress
@@ -170,7 +171,7 @@ def run_segment(params: Params, *, labels_dir: Path, raw_dir: Path, out_dir: Pat
     """Decode every clip kept by ``labels`` into shards + ``index.parquet`` + ``meta.json`` under ``out_dir``."""
     audio = params.audio
     tags, clips = load_labels(labels_dir)
-    min_samples = max(params.model.hcnn_crop_samples, params.model.samplecnn_crop_samples)
+    min_samples = max(params.model.crop_samples(x) for x in EXTRACTOR_IDS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale(out_dir)

@@ -1,46 +1,46 @@
 """Models: the six feature extractors (raw waveform → h, 1024-d at paper width), the heads, losses and checkpoints.
 
-``EXTRACTORS`` is the one registry the CLI, the pipelines and the tests enumerate, in the paper's
-Table 1 order; each class carries its paper crop length as ``paper_input_length``.
+``EXTRACTORS`` maps each id of :data:`jetatag.extractors.EXTRACTOR_SPECS` to the class its row names,
+in the paper's Table 1 order; the row holds everything else known about the extractor.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from torch import nn
 
 from jetatag.config import ModelParams
+from jetatag.extractors import EXTRACTOR_SPECS, extractor_spec
 from jetatag.models.common import H_DIM, a21_init_and_bn
-from jetatag.models.hcnn import HarmonicCNN
 from jetatag.models.heads import Classifier, ProjectionHead, TagDecoder, TagEncoder
-from jetatag.models.samplecnn import SampleCNN, SampleCNNRes, SampleCNNReSE, SampleCNNSE
-from jetatag.models.sincnet import MusicSincNet
 
-EXTRACTORS: dict[str, type[nn.Module]] = {  # ids = jetatag.config.EXTRACTOR_IDS (checked by the tests)
-    "hcnn": HarmonicCNN,
-    "sincnet": MusicSincNet,
-    "samplecnn": SampleCNN,
-    "samplecnn_se": SampleCNNSE,
-    "samplecnn_res": SampleCNNRes,
-    "samplecnn_rese": SampleCNNReSE,
-}
+
+def _load(class_path: str) -> type[nn.Module]:
+    """The class that ``"module:Class"`` names."""
+    module, _, name = class_path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+EXTRACTORS: dict[str, type[nn.Module]] = {spec.id: _load(spec.class_path) for spec in EXTRACTOR_SPECS}
 
 
 def extractor_class(name: str) -> type[nn.Module]:
     """The extractor class registered as ``name``; ValueError listing the known ids otherwise."""
-    try:
-        return EXTRACTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown extractor {name!r}: expected one of {', '.join(EXTRACTORS)}") from None
+    return EXTRACTORS[extractor_spec(name).id]
 
 
 def build_extractor(name: str, model: ModelParams, *, sample_rate: int) -> nn.Module:
     """Build extractor ``name`` sized by ``model`` (width, sinc layer, switches) for audio at ``sample_rate``.
 
-    The module maps (B, L) float32 waveforms to h (B, :func:`h_dim`).
+    The module maps (B, L) float32 waveforms to h (B, :func:`h_dim`). It carries its spec's
+    ``conv_l2_regularised``, which :func:`jetatag.train.schedule.param_groups` reads off the module.
     """
+    spec = extractor_spec(name)
     extractor = extractor_class(name).from_params(model, sample_rate=sample_rate)
+    extractor.conv_l2_regularised = spec.conv_l2_regularised
     if model.init_and_bn == "a21":
-        a21_init_and_bn(extractor, glorot_convs=extractor.a21_glorot_convs)
+        a21_init_and_bn(extractor, glorot_convs=spec.a21_glorot_convs)
     return extractor
 
 

@@ -12,8 +12,6 @@ no dense layer.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,10 +75,6 @@ class HarmonicCNN(nn.Module):
     ``head`` "dense" h is always 1024-d; with "a21" it is the blocks 5-7 channels' sum (1024 at width 1).
     ``front_end`` "won" is Won et al.'s harmonic STFT, "a21" the authors' kapre version (:class:`A21HarmonicSTFT`).
     """
-
-    paper_input_length: ClassVar[int] = 80000
-    conv_l2_regularised: ClassVar[bool] = False  # the authors' Harmonic-CNN convs carry no L2 penalty
-    a21_glorot_convs: ClassVar[bool] = True  # A21: Conv2D without an initializer, i.e. Glorot-uniform
 
     def __init__(
         self,

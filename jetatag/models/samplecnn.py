@@ -164,9 +164,6 @@ class SampleCNN(nn.Module):
     ``(in_channels, out_channels) -> block``.
     """
 
-    paper_input_length: ClassVar[int] = 59049
-    conv_l2_regularised: ClassVar[bool] = True  # l2(1e-4) on every conv in the authors' code
-    a21_glorot_convs: ClassVar[bool] = False  # A21: he_uniform on k-3 convs, Glorot on 1×1 shortcuts
     block: ClassVar[type[nn.Module]] = BasicBlock
 
     def __init__(

@@ -12,8 +12,6 @@ filterbank instead: fixed, designed for 22,050 Hz, fed to the stem without Batch
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,10 +50,6 @@ class MusicSincNet(nn.Module):
 
     ``sinc_filters`` is scaled by ``width`` like every other channel count; h stays 1024 wide.
     """
-
-    paper_input_length: ClassVar[int] = 59049
-    conv_l2_regularised: ClassVar[bool] = True  # l2(1e-4) on every conv in the authors' code
-    a21_glorot_convs: ClassVar[bool] = False  # A21: he_uniform on its Sample-CNN body's k-3 convs
 
     def __init__(
         self,

@@ -27,9 +27,9 @@ from threadpoolctl import threadpool_limits
 from jetatag.config import Params
 from jetatag.errors import StageError
 from jetatag.evaluate.arrays import load_arrays
+from jetatag.extractors import extractor_spec
 from jetatag.io import atomic_path, write_json
 from jetatag.report.knn import KNN_K, base_rate, knn_agreement
-from jetatag.report.paper import EXTRACTOR_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def tsne_map(x: np.ndarray, *, perplexity: float, seed: int) -> np.ndarray:
 
 def panel_titles(extractor: str) -> dict[str, str]:
     """Title of each panel, keyed by :data:`PANELS`."""
-    name = EXTRACTOR_NAMES[extractor]
+    name = extractor_spec(extractor).name
     return dict(zip(PANELS, (f"{name} h, without JE", "ground-truth tag vectors", f"{name} h, with JE"), strict=True))
 
 
@@ -142,7 +142,7 @@ def make_per_tag_figure(per_tag_noje: dict[str, dict], per_tag_je: dict[str, dic
     ax.set_aspect("equal")
     ax.set_xlabel("ROC-AUC without JE")
     ax.set_ylabel("ROC-AUC with JE")
-    ax.set_title(f"{EXTRACTOR_NAMES[extractor]}: per-tag ROC-AUC (JE better on {better} of {len(tags)} tags)")
+    ax.set_title(f"{extractor_spec(extractor).name}: per-tag ROC-AUC (JE better on {better} of {len(tags)} tags)")
     ax.legend(loc="lower right")
     return fig
 

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jetatag.config import EXTRACTOR_IDS
 from jetatag.errors import StageError
+from jetatag.extractors import EXTRACTOR_IDS
 from jetatag.io import read_json_object
 
 log = logging.getLogger(__name__)

@@ -6,16 +6,6 @@ ROC-AUC and PR-AUC on the MTAT top-50 test set, micro over (segment, tag) pairs 
 
 from __future__ import annotations
 
-EXTRACTOR_NAMES = {
-    "hcnn": "Harmonic-CNN",
-    "sincnet": "Music-SincNet",
-    "samplecnn": "Sample-CNN",
-    "samplecnn_se": "Sample-CNN +SE",
-    "samplecnn_res": "Sample-CNN +Res",
-    "samplecnn_rese": "Sample-CNN +Res+SE",
-}
-"""Display names of the extractor ids, as the paper's Table 1 writes them."""
-
 PAPER_TABLE1: dict[str, dict[str, dict[str, float]]] = {
     "hcnn": {"noje": {"roc_auc": 0.9034, "pr_auc": 0.5137}, "je": {"roc_auc": 0.9185, "pr_auc": 0.5595}},
     "sincnet": {"noje": {"roc_auc": 0.8616, "pr_auc": 0.3937}, "je": {"roc_auc": 0.8823, "pr_auc": 0.4551}},

@@ -16,14 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jetatag.config import EXTRACTOR_IDS, TRAINING_SWITCHES, VARIANTS, Params, param_value, params_to_dict
+from jetatag.config import TRAINING_SWITCHES, VARIANTS, Params, param_value, params_to_dict
 from jetatag.errors import StageError
 from jetatag.evaluate.arrays import load_arrays
 from jetatag.evaluate.bootstrap import paired_difference
+from jetatag.extractors import EXTRACTOR_IDS, extractor_spec
 from jetatag.io import atomic_open, read_json_object, write_json
 from jetatag.report.figure2 import PANELS, panel_titles
 from jetatag.report.geometry import GEOMETRY_KEYS, Geometry, load_geometry
-from jetatag.report.paper import EXTRACTOR_NAMES, PAPER_TABLE1
+from jetatag.report.paper import PAPER_TABLE1
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ def _paper_section(evals: Evals, n_crops: int) -> list[str]:
         columns += [f"{label} no JE", "paper", "Δ", f"{label} JE", "paper", "Δ"]
     lines += _header(columns)
     for x in EXTRACTOR_IDS:
-        cells = [EXTRACTOR_NAMES[x]]
+        cells = [extractor_spec(x).name]
         for metric in ("roc_auc", "pr_auc"):
             for variant in VARIANTS:
                 paper = PAPER_TABLE1[x][variant][metric]
@@ -291,7 +292,7 @@ def _effect_section(diffs: Mapping[str, dict | None], resamples: int) -> list[st
 
         lines.append(
             _row(
-                [EXTRACTOR_NAMES[x], cell("paper", "roc_auc"), _signed(paper["roc_auc"])]
+                [extractor_spec(x).name, cell("paper", "roc_auc"), _signed(paper["roc_auc"])]
                 + [cell("paper", "pr_auc"), _signed(paper["pr_auc"])]
                 + [cell("literature", "roc_auc"), cell("literature", "ap")]
             )
@@ -314,7 +315,7 @@ def _literature_section(evals: Evals, probe: Mapping[str, Any], resamples: int) 
     excluded: set[str] = set()
     for x in EXTRACTOR_IDS:
         present = {v: evals[x, v]["literature"] for v in VARIANTS if (x, v) in evals}
-        cells = [EXTRACTOR_NAMES[x]]
+        cells = [extractor_spec(x).name]
         for metric in ("roc_auc", "ap"):
             for variant in VARIANTS:
                 lit = present.get(variant)
@@ -361,7 +362,7 @@ def _retrieval_section(evals: Evals) -> list[str]:
             "missing" if je is None else _num(je["retrieval"]["classifier"]["map"]),
             "missing" if joint is None else _num(joint["map"]),
         ]
-        lines.append(_row([EXTRACTOR_NAMES[x], *cells]))
+        lines.append(_row([extractor_spec(x).name, *cells]))
     return lines
 
 
@@ -396,7 +397,7 @@ def _geometry_section(geometry: Geometry) -> list[str]:
     ]
     lines += _header(["Extractor", "z_t mean cos", "z_t eff. rank", "z_m mean cos", "z_m eff. rank"])
     for x in EXTRACTOR_IDS:
-        cells = [EXTRACTOR_NAMES[x]]
+        cells = [extractor_spec(x).name]
         for key in GEOMETRY_KEYS:
             value = geometry[x][key]
             cells.append("n/a" if value is None else f"{value:.2f}" if key.endswith("erank") else _num(value))

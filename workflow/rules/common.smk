@@ -14,13 +14,13 @@ sys.path.insert(0, os.path.dirname(workflow.basedir))
 
 from jetatag import pipeline
 from jetatag.config import (
-    EXTRACTOR_IDS,
     VARIANTS,
     ParamsError,
     param_value,
     params_from_dict,
     params_to_dict,
 )
+from jetatag.extractors import EXTRACTOR_IDS
 
 # --- config: params.yaml and any --configfile overlays, checked by the schema and by jetatag itself --
 

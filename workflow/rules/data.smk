@@ -12,6 +12,7 @@ rule synth:
         code=[
             "jetatag/checksums.py",
             "jetatag/config.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/progress.py",
             "jetatag/synth/catalog.py",
@@ -63,6 +64,7 @@ rule download:
             "jetatag/checksums.py",
             "jetatag/config.py",
             "jetatag/data/download.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/progress.py",
         ],
@@ -87,6 +89,7 @@ rule labels:
         code=[
             "jetatag/config.py",
             "jetatag/data/labels.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/progress.py",
         ],
@@ -115,6 +118,7 @@ rule segment:
             "jetatag/data/labels.py",
             "jetatag/data/segment.py",
             "jetatag/data/shards.py",
+            "jetatag/extractors.py",
             "jetatag/mtat.py",
             "jetatag/parallel.py",
             "jetatag/progress.py",

@@ -18,9 +18,9 @@ rule figure2:
         code=[
             "jetatag/config.py",
             "jetatag/evaluate/arrays.py",
+            "jetatag/extractors.py",
             "jetatag/report/figure2.py",
             "jetatag/report/knn.py",
-            "jetatag/report/paper.py",
         ],
     output:
         figure=report(
@@ -96,6 +96,7 @@ rule table1:
             "jetatag/evaluate/arrays.py",
             "jetatag/evaluate/bootstrap.py",
             "jetatag/evaluate/metrics.py",
+            "jetatag/extractors.py",
             "jetatag/report/figure2.py",
             "jetatag/report/geometry.py",
             "jetatag/report/knn.py",
