@@ -132,6 +132,21 @@ def test_table1_rows_metrics_and_header(evaluations, extras, make_params, tmp_pa
     assert all(isinstance(v, float) for k, v in details.items() if k not in old | switch_keys)
 
 
+def test_table1_shows_a_dash_where_the_paper_has_no_figure(
+    evaluations, extras, make_params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eval_dir, arrays_dir, _ = evaluations
+    monkeypatch.delitem(PAPER_TABLE1, "samplecnn")  # as for an extractor added after the paper
+    outs = _outs(tmp_path / "reports")
+    run_table1(make_params({}), eval_dir=eval_dir, arrays_dir=arrays_dir, **extras, **outs)
+    text = outs["out_table"].read_text()
+    row = 1 + EXTRACTOR_IDS.index("samplecnn")
+    paper_row = _section(text, "Paper protocol")[row].split(" | ")
+    assert paper_row[2:4] == ["–", "–"] and paper_row[1] != "missing"  # ours, then no paper figure or Δ
+    effect_row = _section(text, "Effect of JE (JE − no JE)")[row].split(" | ")
+    assert effect_row[2] == "–" and effect_row[4] == "–"
+
+
 def test_table1_metrics_hold_only_the_headline_numbers(evaluations, extras, make_params, tmp_path: Path) -> None:
     # every model present: metrics.json (DVC) gets each model's headline numbers and the probe's, nothing else;
     # table1.json gets every other number, under the keys metrics.json had before they moved

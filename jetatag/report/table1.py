@@ -222,6 +222,15 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.4f}"
 
 
+def paper_figure(extractor: str, variant: str, metric: str) -> float | None:
+    """The paper's Table 1 figure, or None for an extractor the paper did not report (shown as "–")."""
+    return PAPER_TABLE1.get(extractor, {}).get(variant, {}).get(metric)
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def _with_ci(value: float | None, ci: list[float | None] | None, signed: bool = False) -> str:
     fmt = _signed if signed else _num
     if value is None:
@@ -257,12 +266,12 @@ def _paper_section(evals: Evals, n_crops: int) -> list[str]:
         cells = [extractor_spec(x).name]
         for metric in ("roc_auc", "pr_auc"):
             for variant in VARIANTS:
-                paper = PAPER_TABLE1[x][variant][metric]
+                paper = paper_figure(x, variant, metric)
                 if (x, variant) not in evals:
                     cells += ["missing", _num(paper), "–"]
                     continue
                 ours = evals[x, variant]["paper"][metric]
-                cells += [_num(ours), _num(paper), _signed(ours - paper)]
+                cells += [_num(ours), _num(paper), _signed(None if paper is None else ours - paper)]
         lines.append(_row(cells))
     return lines
 
@@ -282,7 +291,7 @@ def _effect_section(diffs: Mapping[str, dict | None], resamples: int) -> list[st
         + ["Δ macro ROC-AUC (literature)", "Δ macro AP (literature)"]
     )
     for x in EXTRACTOR_IDS:
-        paper = {m: PAPER_TABLE1[x]["je"][m] - PAPER_TABLE1[x]["noje"][m] for m in ("roc_auc", "pr_auc")}
+        paper = {m: _difference(paper_figure(x, "je", m), paper_figure(x, "noje", m)) for m in ("roc_auc", "pr_auc")}
         diff = diffs.get(x)
 
         def cell(protocol: str, metric: str, diff: dict | None = diff) -> str:
