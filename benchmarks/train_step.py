@@ -303,6 +303,12 @@ def against(args: argparse.Namespace, models: dict[str, ModelParams]) -> list[di
     return rows
 
 
+def in_fresh_process(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` in a fresh spawned process, so its peak memory and caches are its own."""
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args, **kwargs).result()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--extractors", nargs="+", choices=EXTRACTOR_IDS, default=list(EXTRACTOR_IDS))
@@ -329,19 +335,17 @@ def main() -> None:
     device = "cpu" if device == "auto" else device
     models = {"paper": PAPER_MODEL, "demo": load_params(args.params).model}
     if args.profile:
-        spawn = multiprocessing.get_context("spawn")
         for size in args.sizes:
             for extractor in args.extractors:
-                with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                    table = pool.submit(
-                        profile_table,
-                        extractor,
-                        models[size],
-                        batch=args.batch,
-                        threads=args.threads,
-                        seed=args.seed,
-                        top=args.profile,
-                    ).result()
+                table = in_fresh_process(
+                    profile_table,
+                    extractor,
+                    models[size],
+                    batch=args.batch,
+                    threads=args.threads,
+                    seed=args.seed,
+                    top=args.profile,
+                )
                 print(f"{extractor}, {size} size (width {models[size].width:g}), one no-JE step:\n{table}", flush=True)
         return
     if args.against:
@@ -368,22 +372,19 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
-    spawn = multiprocessing.get_context("spawn")
     for size in args.sizes:
         for extractor in args.extractors:
-            # a fresh process per configuration keeps its peak memory its own
-            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                row = pool.submit(
-                    measure,
-                    extractor,
-                    size,
-                    models[size],
-                    batch=args.batch,
-                    steps=args.steps,
-                    device=device,
-                    threads=args.threads,
-                    seed=args.seed,
-                ).result()
+            row = in_fresh_process(
+                measure,
+                extractor,
+                size,
+                models[size],
+                batch=args.batch,
+                steps=args.steps,
+                device=device,
+                threads=args.threads,
+                seed=args.seed,
+            )
             row.update(implied_hours(row["stage1_ms"], row["je_stage2_ms"], args.batch))
             rows.append(row)
             print(
