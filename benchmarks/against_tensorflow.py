@@ -14,11 +14,8 @@ of jetatag: point the script at them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,52 +59,37 @@ def tf_worker(authors: Path, encoder: str, block: str, *, length: int, threads: 
         print(f"{1e3 * (time.perf_counter() - start):.3f}", flush=True)
 
 
-def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    if proc.stdout.readline().strip() != "ready":
-        raise RuntimeError(f"worker {command[:3]} failed to start")
-    return proc
-
-
-def _step(proc: subprocess.Popen[str]) -> float:
-    proc.stdin.write("step\n")
-    proc.stdin.flush()
-    return float(proc.stdout.readline())
-
-
 def compare(args: argparse.Namespace) -> None:
     """Alternate the two workers' steps per extractor and print the medians and their ratio."""
-    from train_step import PAPER_MODEL  # benchmarks/ is on sys.path; jetatag is imported here, not in the TF worker
+    # benchmarks/ is on sys.path; jetatag (and torch) are imported here, never in the TF worker
+    from train_step import PAPER_MODEL, start_worker, take_step, worker_command
 
     here = Path(__file__).resolve()
-    defaults = [f.name for f in dataclasses.fields(PAPER_MODEL) if getattr(PAPER_MODEL, f.name) == f.default]
-    model_json = json.dumps({"params": dataclasses.asdict(PAPER_MODEL), "defaults": defaults})
     print(f"load average before: {os.getloadavg()[0]:.1f}; threads {args.threads}")
     print("| extractor | authors' TensorFlow ms/step | jetatag ms/step | TensorFlow / jetatag |")
     print("|---|---:|---:|---:|")
     for extractor in args.extractors:
-        ours = [sys.executable, str(here.parent / "train_step.py"), "--worker", extractor, "--model-json", model_json]
-        theirs = [
-            str(args.tf_python),
-            str(here),
-            "--tf-worker",
-            *AUTHORS_MODEL[extractor],
-            "--authors",
+        ours = worker_command(extractor, PAPER_MODEL, batch=16, threads=args.threads, seed=0)
+        theirs = [str(args.tf_python), str(here), "--tf-worker", *AUTHORS_MODEL[extractor], "--authors"]
+        theirs += [
             str(args.authors),
+            "--length",
+            str(PAPER_MODEL.crop_samples(extractor)),
+            "--threads",
+            str(args.threads),
         ]
-        theirs += ["--length", str(PAPER_MODEL.crop_samples(extractor))]
         workers = {
-            "theirs": _spawn([*theirs, "--threads", str(args.threads)], os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}),
-            "ours": _spawn([*ours, "--threads", str(args.threads)], os.environ | {"OMP_WAIT_POLICY": "PASSIVE"}),
+            "theirs": start_worker(theirs, os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}),
+            "ours": start_worker(ours, os.environ | {"OMP_WAIT_POLICY": "PASSIVE"}),
         }
         times: dict[str, list[float]] = {side: [] for side in workers}
         try:
             for proc in workers.values():  # warm-up: tf.function tracing, oneDNN primitive caches
                 for _ in range(3):
-                    _step(proc)
+                    take_step(proc)
             for round_ in range(args.steps):
                 for side in ("theirs", "ours") if round_ % 2 == 0 else ("ours", "theirs"):
-                    times[side].append(_step(workers[side]))
+                    times[side].append(take_step(workers[side]))
         finally:
             for proc in workers.values():
                 proc.stdin.close()

@@ -228,27 +228,38 @@ def worker_model(spec: dict[str, Any]) -> ModelParams:
     return ModelParams(**{key: value for key, value in spec["params"].items() if key in known})
 
 
-def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namespace) -> subprocess.Popen[str]:
-    """A lockstep worker importing ``jetatag`` from ``tree``."""
+def worker_command(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int) -> list[str]:
+    """The command line of a lockstep worker (``--worker``) that builds ``extractor`` at ``model``."""
     # the full model params, and which of them hold this tree's defaults: an older tree that lacks such a
     # key (a switch added since) builds the same model without it
     defaults = [f.name for f in dataclasses.fields(model) if getattr(model, f.name) == f.default]
     model_json = json.dumps({"params": dataclasses.asdict(model), "defaults": defaults})
-    command = [sys.executable, __file__, "--worker", extractor, "--model-json", model_json]
-    command += ["--batch", str(args.batch), "--threads", str(args.threads), "--seed", str(args.seed)]
-    env = os.environ | {"PYTHONPATH": str(tree)}
-    if not (tree / "jetatag" / "runtime.py").is_file():  # before jetatag.runtime, OpenMP threads spun
-        env.pop("OMP_WAIT_POLICY", None)
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", extractor, "--model-json", model_json]
+    return command + ["--batch", str(batch), "--threads", str(threads), "--seed", str(seed)]
+
+
+def start_worker(command: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start a lockstep worker and wait for its "ready" line."""
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=cwd)
     if proc.stdout.readline().strip() != "ready":
-        raise RuntimeError(f"worker for {extractor} in {tree} failed to start")
+        raise RuntimeError(f"worker {' '.join(command[:4])} failed to start (cwd {cwd})")
     return proc
 
 
-def _step(proc: subprocess.Popen[str]) -> float:
+def take_step(proc: subprocess.Popen[str]) -> float:
+    """One step of a lockstep worker; its milliseconds."""
     proc.stdin.write("step\n")
     proc.stdin.flush()
     return float(proc.stdout.readline())
+
+
+def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namespace) -> subprocess.Popen[str]:
+    """A lockstep worker importing ``jetatag`` from ``tree``."""
+    command = worker_command(extractor, model, batch=args.batch, threads=args.threads, seed=args.seed)
+    env = os.environ | {"PYTHONPATH": str(tree)}
+    if not (tree / "jetatag" / "runtime.py").is_file():  # before jetatag.runtime, OpenMP threads spun
+        env.pop("OMP_WAIT_POLICY", None)
+    return start_worker(command, env, cwd=tree)
 
 
 def against(args: argparse.Namespace, models: dict[str, ModelParams]) -> list[dict[str, Any]]:
@@ -273,12 +284,12 @@ def against(args: argparse.Namespace, models: dict[str, ModelParams]) -> list[di
                 times: dict[str, list[float]] = {"now": [], "before": []}
                 try:
                     for proc in procs.values():  # warm-up: allocator, oneDNN primitive caches
-                        _step(proc)
-                        _step(proc)
+                        take_step(proc)
+                        take_step(proc)
                     for round_ in range(args.steps):
                         order = ("now", "before") if round_ % 2 == 0 else ("before", "now")
                         for side in order:
-                            times[side].append(_step(procs[side]))
+                            times[side].append(take_step(procs[side]))
                 finally:
                     for proc in procs.values():
                         proc.stdin.close()
