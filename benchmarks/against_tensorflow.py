@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -62,7 +61,7 @@ def tf_worker(authors: Path, encoder: str, block: str, *, length: int, threads: 
 def compare(args: argparse.Namespace) -> None:
     """Alternate the two workers' steps per extractor and print the medians and their ratio."""
     # benchmarks/ is on sys.path; jetatag (and torch) are imported here, never in the TF worker
-    from train_step import PAPER_MODEL, start_worker, take_step, worker_command
+    from train_step import PAPER_MODEL, alternating_medians, start_worker, worker_command
 
     here = Path(__file__).resolve()
     print(f"load average before: {os.getloadavg()[0]:.1f}; threads {args.threads}")
@@ -82,19 +81,8 @@ def compare(args: argparse.Namespace) -> None:
             "theirs": start_worker(theirs, os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}),
             "ours": start_worker(ours, os.environ | {"OMP_WAIT_POLICY": "PASSIVE"}),
         }
-        times: dict[str, list[float]] = {side: [] for side in workers}
-        try:
-            for proc in workers.values():  # warm-up: tf.function tracing, oneDNN primitive caches
-                for _ in range(3):
-                    take_step(proc)
-            for round_ in range(args.steps):
-                for side in ("theirs", "ours") if round_ % 2 == 0 else ("ours", "theirs"):
-                    times[side].append(take_step(workers[side]))
-        finally:
-            for proc in workers.values():
-                proc.stdin.close()
-                proc.wait()
-        theirs_ms, ours_ms = statistics.median(times["theirs"]), statistics.median(times["ours"])
+        medians = alternating_medians(workers, steps=args.steps, warm_up=3)
+        theirs_ms, ours_ms = medians["theirs"], medians["ours"]
         print(f"| {extractor} | {theirs_ms:.0f} | {ours_ms:.0f} | {theirs_ms / ours_ms:.2f}× |", flush=True)
     print(
         f"median of {args.steps} alternating steps after 3 warm-up steps each; "

@@ -253,6 +253,26 @@ def take_step(proc: subprocess.Popen[str]) -> float:
     return float(proc.stdout.readline())
 
 
+def alternating_medians(workers: dict[str, subprocess.Popen[str]], *, steps: int, warm_up: int) -> dict[str, float]:
+    """Median ms per step of each worker over ``steps`` rounds, the order reversed every round; then stop them.
+
+    Each worker first takes ``warm_up`` untimed steps (allocator, oneDNN primitive caches, tracing).
+    """
+    times: dict[str, list[float]] = {side: [] for side in workers}
+    try:
+        for proc in workers.values():
+            for _ in range(warm_up):
+                take_step(proc)
+        for round_ in range(steps):
+            for side in list(workers) if round_ % 2 == 0 else list(workers)[::-1]:
+                times[side].append(take_step(workers[side]))
+    finally:
+        for proc in workers.values():
+            proc.stdin.close()
+            proc.wait()
+    return {side: statistics.median(t) for side, t in times.items()}
+
+
 def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namespace) -> subprocess.Popen[str]:
     """A lockstep worker importing ``jetatag`` from ``tree``."""
     command = worker_command(extractor, model, batch=args.batch, threads=args.threads, seed=args.seed)
@@ -281,20 +301,8 @@ def against(args: argparse.Namespace, models: dict[str, ModelParams]) -> list[di
                     "now": _spawn(root, extractor, model, args),
                     "before": _spawn(Path(tmp), extractor, model, args),
                 }
-                times: dict[str, list[float]] = {"now": [], "before": []}
-                try:
-                    for proc in procs.values():  # warm-up: allocator, oneDNN primitive caches
-                        take_step(proc)
-                        take_step(proc)
-                    for round_ in range(args.steps):
-                        order = ("now", "before") if round_ % 2 == 0 else ("before", "now")
-                        for side in order:
-                            times[side].append(take_step(procs[side]))
-                finally:
-                    for proc in procs.values():
-                        proc.stdin.close()
-                        proc.wait()
-                now, before = statistics.median(times["now"]), statistics.median(times["before"])
+                medians = alternating_medians(procs, steps=args.steps, warm_up=2)
+                now, before = medians["now"], medians["before"]
                 rows.append(
                     {
                         "extractor": extractor,
