@@ -17,7 +17,7 @@ from torch import nn
 
 from jetatag.config import ModelParams, ParamsError
 from jetatag.errors import StageError
-from jetatag.io import atomic_path
+from jetatag.io import atomic_open
 from jetatag.models import EXTRACTORS, build_extractor, h_dim
 from jetatag.models.heads import Classifier, ProjectionHead, TagDecoder, TagEncoder
 
@@ -228,8 +228,8 @@ def load_joint(path: Path | str, map_location: str | torch.device = "cpu") -> tu
 
 def _save(path: Path | str, fmt: str, module: nn.Module, meta: TaggerMeta, **extra: Any) -> None:
     checkpoint = {"format": fmt, "meta": dataclasses.asdict(meta), **extra, "state_dict": module.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    with atomic_open(path, "wb") as handle:  # a file object: records named "archive/", not after the temp file
+        torch.save(checkpoint, handle)
 
 
 def _load(

@@ -23,7 +23,7 @@ from jetatag.checksums import sha256_file
 from jetatag.config import Params
 from jetatag.data.shards import INDEX, META
 from jetatag.errors import StageError
-from jetatag.io import atomic_path
+from jetatag.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def run_fingerprint(
 
 def save_resume(path: Path, state: ResumeState) -> None:
     """Write ``state`` to ``path`` atomically (a kill mid-write leaves the previous file intact)."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **vars(state)}, tmp)
+    with atomic_open(path, "wb") as handle:  # a file object: the bytes do not depend on the temp file's name
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **vars(state)}, handle)
 
 
 def load_resume(path: Path, *, expected_fingerprint: str, map_location: torch.device) -> ResumeState | None:
