@@ -359,7 +359,7 @@ def measure_variant(extractor: str, variant: Variant, job: dict[str, Any]) -> di
     from jetatag.models.heads import Classifier
     from jetatag.models.losses import classification_loss
     from jetatag.models.tagger import Tagger, build_joint_embedding
-    from jetatag.train.schedule import make_optimizer, param_groups
+    from jetatag.train.schedule import l2_convs_of, make_optimizer, param_groups
     from jetatag.train.stage1 import joint_losses
 
     dev = torch.device(job["device"])
@@ -383,8 +383,9 @@ def measure_variant(extractor: str, variant: Variant, job: dict[str, Any]) -> di
     if variant.compile_mode:
         joint.extractor.compile(mode=variant.compile_mode)  # in place: stage 1 and baseline share the compiled code
     phase = Phase(optimizer="adam", lr=1e-4, epochs=1)
-    stage1_opt = make_optimizer(phase, param_groups(joint, conv_l2=1e-4))
-    baseline_opt = make_optimizer(phase, param_groups(tagger, conv_l2=1e-4))
+    l2_convs = l2_convs_of(extractor, joint.extractor)  # as training decays
+    stage1_opt = make_optimizer(phase, param_groups(joint, conv_l2=1e-4, l2_convs=l2_convs))
+    baseline_opt = make_optimizer(phase, param_groups(tagger, conv_l2=1e-4, l2_convs=l2_convs))
 
     def begin() -> None:
         if variant.compile_mode == "reduce-overhead":
@@ -711,7 +712,7 @@ def concurrent_worker(job: dict[str, Any]) -> None:
     from jetatag.config import Phase
     from jetatag.models.tagger import build_joint_embedding
     from jetatag.runtime import keep_freed_memory
-    from jetatag.train.schedule import make_optimizer, param_groups
+    from jetatag.train.schedule import l2_convs_of, make_optimizer, param_groups
     from jetatag.train.stage1 import joint_losses
 
     keep_freed_memory()
@@ -724,7 +725,10 @@ def concurrent_worker(job: dict[str, Any]) -> None:
     wave = (torch.rand(job["batch"], model.crop_samples(job["extractor"]), generator=generator) * 2 - 1).to(dev)
     tags = (torch.rand(job["batch"], N_TAGS, generator=generator) < 0.1).float().to(dev)
     joint = build_joint_embedding(job["extractor"], model, n_tags=N_TAGS, sample_rate=SAMPLE_RATE).to(dev).train()
-    optimizer = make_optimizer(Phase(optimizer="adam", lr=1e-4, epochs=1), param_groups(joint, conv_l2=1e-4))
+    l2_convs = l2_convs_of(job["extractor"], joint.extractor)
+    optimizer = make_optimizer(
+        Phase(optimizer="adam", lr=1e-4, epochs=1), param_groups(joint, conv_l2=1e-4, l2_convs=l2_convs)
+    )
 
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,9 @@ from jetatag.config import Params, Phase, params_from_dict, params_to_dict
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.errors import StageError
 from jetatag.extractors import EXTRACTOR_SPECS, ExtractorSpec
-from jetatag.models import H_DIM, build_extractor, h_dim
-from jetatag.models.tagger import load_joint, load_tagger, save_joint
-from jetatag.train import loop
+from jetatag.models import H_DIM, h_dim
+from jetatag.models.tagger import build_tagger, load_joint, load_tagger, save_joint
+from jetatag.train import loop, setup
 from jetatag.train.device import resolve_device
 from jetatag.train.embeddings import CachedCrops, cached_crop_index, embed_crops
 from jetatag.train.resume import (
@@ -403,28 +404,45 @@ def test_phase_index_and_total_epochs() -> None:
         phase_index(phases, 5)
 
 
-class _RegularisedExtractor(nn.Sequential):
-    conv_l2_regularised = True
-
-
 def test_l2_decay_applies_to_trainable_convolution_weights_only() -> None:
-    extractor = _RegularisedExtractor(nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2), nn.Conv2d(2, 2, 1), nn.Linear(2, 2))
+    extractor = nn.Sequential(nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2), nn.Conv2d(2, 2, 1), nn.Linear(2, 2))
     extractor[3].requires_grad_(False)
-    head = nn.Conv1d(2, 2, 1)  # a conv outside a regularised extractor keeps no decay
-    decay, rest = param_groups(nn.Sequential(extractor, head), conv_l2=1e-4)
+    head = nn.Conv1d(2, 2, 1)  # a conv outside l2_convs keeps no decay
+    decay, rest = param_groups(nn.Sequential(extractor, head), conv_l2=1e-4, l2_convs=extractor)
     assert {id(p) for p in decay["params"]} == {id(extractor[0].weight), id(extractor[2].weight)}
     assert decay["weight_decay"] == pytest.approx(2e-4)  # gradient of 1e-4 · Σw² (Keras l2)
     expected_rest = {id(extractor[0].bias), id(extractor[1].weight), id(extractor[1].bias), id(extractor[2].bias)}
     assert {id(p) for p in rest["params"]} == expected_rest | {id(head.weight), id(head.bias)}
     assert rest["weight_decay"] == 0.0
+    no_decay, _ = param_groups(nn.Sequential(extractor, head), conv_l2=1e-4, l2_convs=None)
+    assert no_decay["params"] == []
 
 
 @pytest.mark.parametrize("spec", EXTRACTOR_SPECS, ids=lambda spec: spec.id)
-def test_l2_decay_follows_the_spec_per_extractor(spec: ExtractorSpec) -> None:
-    extractor = build_extractor(spec.id, tiny_params().model, sample_rate=16000)
-    decay, _ = param_groups(extractor, conv_l2=1e-4)
-    convs = {id(m.weight) for m in extractor.modules() if isinstance(m, nn.modules.conv._ConvNd)}
-    assert {id(p) for p in decay["params"]} == (convs if spec.conv_l2_regularised else set())
+def test_training_decays_the_extractor_convs_its_spec_names(
+    spec: ExtractorSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage's run hands fit() its extractor as ``l2_convs`` exactly where the spec says the authors regularise."""
+    params = tiny_params()
+    tagger = build_tagger(spec.id, params.model, n_tags=4, sample_rate=16000)
+    handed: dict[str, Any] = {}
+    monkeypatch.setattr(setup, "fit", lambda *args, **kwargs: handed.update(kwargs) or [])
+    run = setup.Run(
+        params=params,
+        extractor=spec.id,
+        audio_dir=Path("audio"),
+        out_path=Path("out.pt"),
+        live_dir=Path("live"),
+        device=torch.device("cpu"),
+        train_set=SimpleNamespace(crop_samples=16000),  # type: ignore[arg-type]
+        valid_set=[],  # type: ignore[arg-type]
+        valid_loader=None,  # type: ignore[arg-type]
+    )
+    task = loop.Task(name="t", model=tagger, losses=lambda wave, tags: {}, validate=dict)
+    run.fit(task, [], phases=params.train.stage2_schedule, fingerprint="f", save=lambda path: None)
+    decay, _ = param_groups(tagger, conv_l2=1e-4, l2_convs=handed["l2_convs"])
+    convs = {id(m.weight) for m in tagger.extractor.modules() if isinstance(m, nn.modules.conv._ConvNd)}
+    assert convs and {id(p) for p in decay["params"]} == (convs if spec.conv_l2_regularised else set())
 
 
 def test_l2_decay_follows_the_authors() -> None:

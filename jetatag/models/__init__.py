@@ -33,12 +33,10 @@ def extractor_class(name: str) -> type[nn.Module]:
 def build_extractor(name: str, model: ModelParams, *, sample_rate: int) -> nn.Module:
     """Build extractor ``name`` sized by ``model`` (width, sinc layer, switches) for audio at ``sample_rate``.
 
-    The module maps (B, L) float32 waveforms to h (B, :func:`h_dim`). It carries its spec's
-    ``conv_l2_regularised``, which :func:`jetatag.train.schedule.param_groups` reads off the module.
+    The module maps (B, L) float32 waveforms to h (B, :func:`h_dim`).
     """
     spec = extractor_spec(name)
     extractor = extractor_class(name).from_params(model, sample_rate=sample_rate)
-    extractor.conv_l2_regularised = spec.conv_l2_regularised
     if model.init_and_bn == "a21":
         a21_init_and_bn(extractor, glorot_convs=spec.a21_glorot_convs)
     return extractor

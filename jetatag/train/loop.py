@@ -105,9 +105,18 @@ class Outputs:
 
 
 def fit(
-    task: Task, data: EpochData, *, phases: Sequence[Phase], train: TrainParams, device: torch.device, outputs: Outputs
+    task: Task,
+    data: EpochData,
+    *,
+    phases: Sequence[Phase],
+    train: TrainParams,
+    device: torch.device,
+    outputs: Outputs,
+    l2_convs: nn.Module | None,
 ) -> list[dict[str, float]]:
     """Train ``task.model`` on ``data`` through the schedule ``phases``, then write the stage output.
+
+    The convolution weights inside ``l2_convs`` (a part of ``task.model``, or None) take ``train.conv_l2``.
 
     After every epoch the full state is written atomically to the resume file of ``outputs.out_path``; a run
     started again with the same fingerprint carries on from there. The resume file is removed once the
@@ -126,7 +135,9 @@ def fit(
         resume_file,
     )
     task.model.to(device)
-    optimizers = _PhaseOptimizers(phases, param_groups(task.model, conv_l2=train.conv_l2), train.optimizer_state)
+    optimizers = _PhaseOptimizers(
+        phases, param_groups(task.model, conv_l2=train.conv_l2, l2_convs=l2_convs), train.optimizer_state
+    )
     generator = torch.Generator()
     loader = _train_loader(task, data, train=train, device=device, generator=generator)
     start, history = _restore(task, optimizers, resume_file, fingerprint=outputs.fingerprint, device=device)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.optim import SGD, Adam, Optimizer
 
 from jetatag.config import OptimizerState, Phase
+from jetatag.extractors import extractor_spec
 
 SGD_MOMENTUM = 0.9
 """Nesterov momentum of the SGD phases (authors' code)."""
@@ -56,20 +57,24 @@ def set_lr(optimizer: Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def param_groups(model: nn.Module, *, conv_l2: float) -> list[dict[str, object]]:
+def l2_convs_of(extractor: str, module: nn.Module) -> nn.Module | None:
+    """``module``, the built extractor ``extractor``, if the authors put L2 on its convs (its spec's
+    ``conv_l2_regularised``), else None: the ``l2_convs`` of :func:`param_groups`."""
+    return module if extractor_spec(extractor).conv_l2_regularised else None
+
+
+def param_groups(model: nn.Module, *, conv_l2: float, l2_convs: nn.Module | None) -> list[dict[str, object]]:
     """Trainable parameters of ``model`` in two groups: convolution weights with L2 decay, the rest without.
 
     ``conv_l2`` is the Keras ``l2()`` coefficient (loss += conv_l2 · Σw²), whose gradient 2·conv_l2·w is
-    torch's ``weight_decay = 2 · conv_l2``. Only convs inside an extractor whose class sets
-    ``conv_l2_regularised`` decay, as in the authors' code. Frozen parameters are left out.
+    torch's ``weight_decay = 2 · conv_l2``. Only the convs inside ``l2_convs`` decay: the extractor where its
+    spec says the authors regularise it (``conv_l2_regularised``), else None. Frozen parameters are left out.
     """
-    regularised = {
-        id(conv)
-        for extractor in model.modules()
-        if getattr(extractor, "conv_l2_regularised", False)
-        for conv in extractor.modules()
-        if isinstance(conv, nn.modules.conv._ConvNd)
-    }
+    regularised = (
+        {id(conv) for conv in l2_convs.modules() if isinstance(conv, nn.modules.conv._ConvNd)}
+        if l2_convs is not None
+        else set()
+    )
     decay, rest, seen = [], [], set()
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):

@@ -21,6 +21,7 @@ from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.models.tagger import TaggerMeta
 from jetatag.train.device import resolve_device
 from jetatag.train.loop import EpochData, Outputs, Task, fit, make_loader
+from jetatag.train.schedule import l2_convs_of
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ class Run:
         note: str = "",
     ) -> list[dict[str, float]]:
         """Log what runs on which data (``note`` adds to that line), then train ``task`` on ``data`` through
-        ``phases`` into ``out_path`` with :func:`~jetatag.train.loop.fit`; its per-epoch metrics."""
+        ``phases`` into ``out_path`` with :func:`~jetatag.train.loop.fit`; its per-epoch metrics.
+
+        ``train.conv_l2`` applies to the convs of ``task.model.extractor`` where the extractor's spec says so.
+        """
         log.info(
             "%s: crop %d samples, %d valid clips of %s%s",
             task.name,
@@ -66,7 +70,10 @@ class Run:
             note,
         )
         outputs = Outputs(out_path=self.out_path, live_dir=self.live_dir, fingerprint=fingerprint, save=save)
-        return fit(task, data, phases=phases, train=self.params.train, device=self.device, outputs=outputs)
+        l2_convs = l2_convs_of(self.extractor, task.model.get_submodule("extractor"))
+        return fit(
+            task, data, phases=phases, train=self.params.train, device=self.device, outputs=outputs, l2_convs=l2_convs
+        )
 
 
 def start_run(params: Params, *, extractor: str, audio_dir: Path, out_path: Path, live_dir: Path) -> Run:
