@@ -40,7 +40,7 @@ from jetatag.data.shards import (
 )
 from jetatag.errors import StageError
 from jetatag.extractors import EXTRACTOR_IDS
-from jetatag.io import atomic_path, write_json
+from jetatag.io import atomic_open, atomic_path, write_json
 from jetatag.parallel import ordered_map
 from jetatag.progress import progress
 
@@ -146,7 +146,7 @@ def write_shard(task: tuple[Path, Sequence[Path]], *, dtype: str, **options: Any
     """Decode the clips ``task = (shard file, mp3 paths)`` and write them back to back as one npy file."""
     shard_path, paths = task
     stored, offset = [], 0
-    with atomic_path(shard_path) as tmp, open(tmp, "wb") as handle:
+    with atomic_open(shard_path, "wb") as handle:
         handle.seek(NPY_HEADER_BYTES)  # samples first, each clip as soon as it is decoded; the header last
         for path in paths:
             clip = prepare_clip(path, dtype=dtype, **options)
