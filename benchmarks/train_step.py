@@ -7,7 +7,10 @@ A step is forward + backward + Adam update on one batch (default 16) of random c
 
 Each configuration runs in a fresh process, so the CPU figure "peak RSS" is that configuration's own
 (``resource.getrusage`` max RSS, libraries included; "model RSS" is the RSS before the first step).
-On CUDA the peak is ``torch.cuda.max_memory_allocated`` and steps run under bf16 autocast as training does.
+On CUDA the peak is ``torch.cuda.max_memory_allocated``. Steps run in ``--precision`` as training does
+(``train.precision``; default "auto": bf16 autocast on CUDA, float32 on CPU); several values time each in turn.
+
+    python benchmarks/train_step.py --extractors hcnn --sizes paper --precision float32 bf16   # CPU bf16 (AMX)
 The table ends with the full-MTAT training time each step time implies (15,247 clips / batch 16 =
 953 steps per epoch; stage 1 100 epochs, stage 2 200 epochs; data loading not included).
 
@@ -34,6 +37,7 @@ import concurrent.futures
 import dataclasses
 import importlib
 import importlib.util
+import itertools
 import json
 import math
 import multiprocessing
@@ -60,6 +64,8 @@ PAPER_MODEL = ModelParams(width=1.0, hcnn_crop_samples=80000, samplecnn_crop_sam
 MTAT_TRAIN_CLIPS = 15247
 STAGE1_EPOCHS, STAGE2_EPOCHS = 100, 200
 N_TAGS = 50
+PRECISIONS = ("auto", "float32", "bf16")
+"""``train.precision``'s values, spelled out: the trees that ``--against`` imports predate the setting."""
 
 
 def _rss_mib() -> float:
@@ -89,10 +95,20 @@ def _time_steps(step: Any, steps: int, device: torch.device) -> tuple[float, flo
 
 
 def measure(
-    extractor: str, size: str, model: ModelParams, *, batch: int, steps: int, device: str, threads: int, seed: int
+    extractor: str,
+    size: str,
+    model: ModelParams,
+    *,
+    batch: int,
+    steps: int,
+    device: str,
+    precision: str,
+    threads: int,
+    seed: int,
 ) -> dict[str, Any]:
     """Time the stage-1 and je stage-2 steps of one extractor configuration (runs in a fresh process)."""
     from jetatag.runtime import configure_process
+    from jetatag.train.device import autocast
 
     configure_process()  # as the `jetatag` training commands do
     torch.set_num_threads(threads)
@@ -111,7 +127,7 @@ def measure(
 
     def stage1_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(dev, precision):
             out = joint(wave, tags)
         loss = reconstruction_loss(tags, out["tags_hat"].float()) + pair_loss(out["z_m"].float(), out["z_t"].float())
         loss.backward()
@@ -133,7 +149,7 @@ def measure(
 
     def stage2_step() -> None:
         optimizer2.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(dev, precision):
             logits = tagger(wave)
         classification_loss(logits.float(), tags).backward()
         optimizer2.step()
@@ -142,6 +158,7 @@ def measure(
     return {
         "extractor": extractor,
         "size": size,
+        "precision": precision,
         "width": model.width,
         "input": length,
         "params": n_params,
@@ -336,6 +353,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--precision", nargs="+", choices=PRECISIONS, default=["auto"], help="as train.precision (not with --against)"
+    )
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -368,6 +388,8 @@ def main() -> None:
                 print(f"{extractor}, {size} size (width {models[size].width:g}), one no-JE step:\n{table}", flush=True)
         return
     if args.against:
+        if args.precision != ["auto"]:
+            parser.error("--against times steps without autocast: leave out --precision")
         rows = against(args, models)
         if args.json:
             args.json.write_text(
@@ -378,6 +400,7 @@ def main() -> None:
     columns = [
         "extractor",
         "size",
+        "precision",
         "width",
         "input",
         "params to h",
@@ -391,28 +414,28 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
-    for size in args.sizes:
-        for extractor in args.extractors:
-            row = in_fresh_process(
-                measure,
-                extractor,
-                size,
-                models[size],
-                batch=args.batch,
-                steps=args.steps,
-                device=device,
-                threads=args.threads,
-                seed=args.seed,
-            )
-            row.update(implied_hours(row["stage1_ms"], row["je_stage2_ms"], args.batch))
-            rows.append(row)
-            print(
-                f"| {extractor} | {size} | {row['width']:g} | {row['input']} | {row['params']:,} | "
-                f"{row['stage1_ms']:.0f} ({row['stage1_cpu_ms']:.0f}) | "
-                f"{row['je_stage2_ms']:.0f} ({row['je_stage2_cpu_ms']:.0f}) | {row['peak_mib']:.0f} | "
-                f"{row['stage1_h']:.1f} | {row['stage2_noje_h']:.1f} | {row['stage2_je_h']:.1f} |",
-                flush=True,
-            )
+    for size, extractor, precision in itertools.product(args.sizes, args.extractors, args.precision):
+        row = in_fresh_process(
+            measure,
+            extractor,
+            size,
+            models[size],
+            batch=args.batch,
+            steps=args.steps,
+            device=device,
+            precision=precision,
+            threads=args.threads,
+            seed=args.seed,
+        )
+        row.update(implied_hours(row["stage1_ms"], row["je_stage2_ms"], args.batch))
+        rows.append(row)
+        print(
+            f"| {extractor} | {size} | {precision} | {row['width']:g} | {row['input']} | {row['params']:,} | "
+            f"{row['stage1_ms']:.0f} ({row['stage1_cpu_ms']:.0f}) | "
+            f"{row['je_stage2_ms']:.0f} ({row['je_stage2_cpu_ms']:.0f}) | {row['peak_mib']:.0f} | "
+            f"{row['stage1_h']:.1f} | {row['stage2_noje_h']:.1f} | {row['stage2_je_h']:.1f} |",
+            flush=True,
+        )
     print(
         f"device: {rows[0]['device'] if rows else device}; batch {args.batch}; median of {args.steps} timed steps; "
         f"load average after: {os.getloadavg()[0]:.1f}"

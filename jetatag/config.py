@@ -36,6 +36,7 @@ TRAINING_SWITCHES = (
     "train.batch_order",
     "train.conv_l2",
     "train.je_embedding_cache",
+    "train.precision",
 )
 """Params keys where the demo, the paper's text and the authors' code may differ; Table 1 prints their values."""
 
@@ -72,6 +73,10 @@ SincDesign = Literal["jetatag", "a21"]
 BatchOrder = Literal["shuffled", "annotation"]
 """``train.batch_order``: training batches shuffled each epoch, dropping the last partial batch (jetatag), or in
 annotation-row order keeping it (A21, A22: no shuffling)."""
+
+Precision = Literal["auto", "float32", "bf16"]
+"""``train.precision``: training's forward passes under bf16 autocast on CUDA and in float32 on CPU ("auto"), in
+float32 everywhere, or under bf16 autocast everywhere (on a CPU only fast with native bf16: AVX512-BF16 or AMX)."""
 
 OptimizerState = Literal["fresh", "carry"]
 """``train.optimizer_state``: a fresh optimizer per schedule phase (jetatag), or consecutive phases of one optimizer
@@ -185,6 +190,7 @@ class TrainParams:
     seed: int = 0
     workers: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Precision = "auto"
     conv_l2: float = 1e-4
     valid_crops: int = 4
     pair_target: Literal["joint", "detached"] = "joint"

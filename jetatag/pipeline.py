@@ -170,6 +170,7 @@ _XV = {"extractor": EXTRACTOR_IDS, "variant": VARIANTS}
 _TRAIN = (
     "train.batch_size",
     "train.seed",
+    "train.precision",
     "train.conv_l2",
     "train.valid_crops",
     "train.optimizer_state",

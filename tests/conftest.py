@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,12 @@ import pytest
 from mirror_fixture import TinyData, tiny_data, write_raw
 
 from jetatag.config import Params, params_from_dict
+
+# numba compiles librosa.yin (the pitch tests) for the host CPU. On a KVM guest that reports AMX tiles (the
+# 2-core CI machine: llvmlite 0.50 detects "rocketlake" with +amx-tile), numba 0.68's compiled gufunc there
+# segfaults; compiled for generic x86-64 it runs. Set before anything imports numba. jetatag's stages call
+# no numba-compiled code: the demo's `dvc repro` runs them all on that machine with numba's host settings.
+os.environ.setdefault("NUMBA_CPU_NAME", "generic")
 
 TINY_SECONDS = 6.0
 """Clip length of the tiny data sets: longer than the default longest crop (80,000 samples = 5 s)."""

@@ -56,6 +56,7 @@ def test_repo_params_load_and_round_trip(tmp_path: Path):
         ({"model": {"se_squeeze": "gap"}}, "model.se_squeeze: must be one of block, pooled"),
         ({"train": {"optimizer_state": "shared"}}, "train.optimizer_state: must be one of fresh, carry"),
         ({"train": {"batch_order": "sorted"}}, "train.batch_order: must be one of shuffled, annotation"),
+        ({"train": {"precision": "fp16"}}, "train.precision: must be one of auto, float32, bf16"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path: Path, override: dict, message: str):

@@ -641,6 +641,28 @@ def test_conv3x3_cpu_training_gradients_equal_conv2d(
     assert list(conv.state_dict()) == ["weight", "bias"]  # checkpoints load into nn.Conv2d and back
 
 
+@pytest.mark.parametrize("kind", ["conv3x3", "wave"])
+def test_cpu_training_under_bf16_autocast_runs_the_plain_conv_in_bf16(kind: str, rng: np.random.Generator) -> None:
+    """train.precision bf16: the float32-only CPU backward paths step aside and the conv's gradients stay close."""
+    torch.manual_seed(0)
+    if kind == "conv3x3":
+        conv: torch.nn.Module = Conv3x3(6, CHEAP_BACKWARD_FROM)  # takes the cheap backward in float32
+        x = noise(rng, 2, 6, BANDED_FROM_ROWS, 19).contiguous(memory_format=torch.channels_last)
+        assert conv._cheap_backward_pays(x)
+    else:
+        conv = WaveConv(4, 6, kernel_size=3, padding=1)  # takes the segmented weight gradient in float32
+        x = as_rows(noise(rng, 2, 4, 3**7))
+        assert conv._segmentable(x)
+    expected = torch.autograd.grad(conv(x).square().sum(), conv.weight)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not (conv._cheap_backward_pays(x) if kind == "conv3x3" else conv._segmentable(x))
+        y = conv(x)
+    assert y.dtype == torch.bfloat16
+    got = torch.autograd.grad(y.float().square().sum(), conv.weight)[0]
+    assert got.dtype == torch.float32  # the parameter's gradient, as the optimizer expects
+    assert (got - expected).norm() < 0.02 * expected.norm()  # bf16 rounding, not a different gradient
+
+
 def test_wave_dropout_drops_at_rate_p_and_rescales(rng: np.random.Generator) -> None:
     dropout = WaveDropout(0.2).train()
     x = (noise(rng, 8, 16, 1, 2187).abs() + 0.1).contiguous(memory_format=torch.channels_last).requires_grad_()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -28,7 +30,7 @@ from jetatag.extractors import EXTRACTOR_SPECS, ExtractorSpec
 from jetatag.models import H_DIM, h_dim
 from jetatag.models.tagger import build_tagger, load_joint, load_tagger, save_joint
 from jetatag.train import loop, setup
-from jetatag.train.device import resolve_device
+from jetatag.train.device import autocast, resolve_device
 from jetatag.train.embeddings import CachedCrops, cached_crop_index, embed_crops
 from jetatag.train.resume import (
     ResumeState,
@@ -511,6 +513,28 @@ def test_stage1_checkpoint_errors_name_the_file(trained: Path, audio: Path, tmp_
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
+def test_precision_picks_bf16_autocast_per_device() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a CUDA device object needs no GPU here
+    for device, precision, bf16 in [(cpu, "auto", False), (cpu, "float32", False), (cpu, "bf16", True)]:
+        with autocast(device, precision):
+            assert torch.is_autocast_enabled("cpu") == bf16
+    assert isinstance(autocast(cuda, "float32"), contextlib.nullcontext)  # float32 on CUDA too
+
+
+def test_bf16_precision_trains_on_cpu_and_float32_equals_auto(audio: Path, tmp_path: Path) -> None:
+    """train.precision: on CPU "auto" is float32 (the same weights), "bf16" trains under autocast to other weights."""
+    weights = {}
+    for precision in ("auto", "float32", "bf16"):
+        out = tmp_path / precision / "model.pt"
+        run_stage2(tiny_params(precision=precision), extractor="hcnn", variant="noje", audio_dir=audio,
+                   stage1_path=None, out_path=out, live_dir=out.parent / "live")  # fmt: skip
+        weights[precision] = state(load_tagger(out)[0])
+        assert all(value.dtype != torch.bfloat16 for value in weights[precision].values())  # float32 parameters
+        assert all(math.isfinite(v) for v in read_tsv(out.parent / "live/plots/metrics/valid/roc_auc.tsv"))
+    assert_same_state(weights["auto"], weights["float32"])
+    assert any(not torch.equal(weights["bf16"][k], weights["auto"][k]) for k in weights["auto"])
+
+
 def test_cuda_requested_without_cuda_is_a_clear_error() -> None:
     with pytest.raises(StageError, match="train.device is 'cuda'"):
         resolve_device("cuda")

@@ -132,8 +132,8 @@ class WaveConv(nn.Conv1d):
     oneDNN's direct path, and keeping the whole sample-level network in that layout lets BatchNorm,
     ReLU and max-pooling skip the layout reorders that conv1d's (B, C, T) layout costs around every
     convolution: about 2× faster per training step for the narrow, long signals of these models.
-    Training on CPU, convs over long rows take their weight gradient segment by segment
-    (:class:`SegmentedWeightGradConv`).
+    Training on CPU in float32, convs over long rows take their weight gradient segment by segment
+    (:class:`SegmentedWeightGradConv`); under autocast they run plain, in oneDNN's bf16 kernels.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T) channels-last
@@ -148,7 +148,7 @@ class WaveConv(nn.Conv1d):
         return y.contiguous(memory_format=torch.channels_last)
 
     def _segmentable(self, x: torch.Tensor) -> bool:
-        """Whether this call may take :class:`SegmentedWeightGradConv`: a CPU training step of a fitting conv."""
+        """Whether this call may take :class:`SegmentedWeightGradConv`: a float32 CPU training step, fitting conv."""
         k, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
         same = stride == 1 and k % 2 == 1 and padding == k // 2
         windows_apart = padding == 0 and k <= stride
@@ -158,6 +158,7 @@ class WaveConv(nn.Conv1d):
             and self.groups == 1
             and x.device.type == "cpu"
             and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(x.device.type)
             and self.weight.requires_grad
             and x.is_contiguous(memory_format=torch.channels_last)
         )

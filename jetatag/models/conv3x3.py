@@ -34,7 +34,8 @@ BANDED_FROM_ROWS = 64
 class Conv3x3(nn.Conv2d):
     """Conv2d, kernel 3×3, stride 1, padding 1; same parameters and state dict as :class:`torch.nn.Conv2d`.
 
-    Training on CPU with channels-last input, the backward runs through :class:`CheapBackwardConv3x3`.
+    Training on CPU in float32 with channels-last input, the backward runs through :class:`CheapBackwardConv3x3`
+    (under autocast the plain conv runs, in oneDNN's bf16 kernels).
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -48,10 +49,11 @@ class Conv3x3(nn.Conv2d):
         return CheapBackwardConv3x3.apply(x, self.weight, self.bias, band_rows)  # (B, C_out, F, T)
 
     def _cheap_backward_pays(self, x: torch.Tensor) -> bool:
-        """Whether this call is a CPU training step on channels-last input with many channels (else: plain conv)."""
+        """Whether this call is a float32 CPU training step on channels-last input with many channels (else: plain)."""
         return (
             x.device.type == "cpu"
             and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(x.device.type)
             and self.weight.requires_grad
             and x.is_contiguous(memory_format=torch.channels_last)
             and self.out_channels >= CHEAP_BACKWARD_FROM

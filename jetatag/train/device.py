@@ -1,7 +1,8 @@
 """Where training runs: pick the device and the matching autocast, pinning and copy settings.
 
-One code path serves CPU and CUDA: on CUDA the forward pass runs under bf16 autocast, batches are
-pinned in host memory and copied without blocking; on CPU these are no-ops and arithmetic stays float32.
+One code path serves CPU and CUDA: on CUDA batches are pinned in host memory and copied without
+blocking (no-ops on CPU). ``train.precision`` picks the forward passes' arithmetic: by default bf16
+autocast on CUDA and float32 on CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 import torch
 
+from jetatag.config import Precision
 from jetatag.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,25 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA (no loss scaling needed for bf16); nothing on CPU, so CPU runs stay float32."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast where ``precision`` asks for it ("auto": on CUDA only), else nothing (bf16: no loss scaling)."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def check_precision(device: torch.device, precision: Precision) -> None:
+    """Log the arithmetic training will use; warn where bf16 on this CPU is emulated (slower than float32)."""
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    log.info("training arithmetic: %s (train.precision %s)", "bf16 autocast" if bf16 else "float32", precision)
+    if bf16 and device.type == "cpu" and not cpu_has_native_bf16():
+        log.warning("train.precision is bf16 but this CPU has no AVX512-BF16 or AMX: bf16 runs slower than float32")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles), as torch's CPU feature probe reports."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def pin_memory(device: torch.device) -> bool:

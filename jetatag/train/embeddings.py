@@ -46,7 +46,7 @@ def embed_crops(
     done = 0
     for wave, clip_tags in crop_batches(loader, device):
         b, k, length = wave.shape
-        with autocast(device):
+        with autocast(device, train.precision):
             out = extractor(wave.reshape(b * k, length))  # (b·k, h_dim)
         h[done : done + b] = out.float().reshape(b, k, -1).cpu()
         tags[done : done + b] = clip_tags.cpu()

@@ -23,7 +23,7 @@ from dvclive import Live
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from jetatag.config import OptimizerState, Phase, TrainParams
+from jetatag.config import OptimizerState, Phase, Precision, TrainParams
 from jetatag.errors import StageError
 from jetatag.progress import progress
 from jetatag.train.device import autocast, pin_memory, to_device
@@ -149,7 +149,9 @@ def fit(
         for epoch in range(start, n_epochs):
             phase, optimizer = optimizers.enter(epoch, task.name)
             _seed_epoch(train.seed, epoch, generator, data)
-            record = _run_epoch(task, loader, optimizer, device, lr=phase.lr, epoch=epoch, n_epochs=n_epochs)
+            record = _run_epoch(
+                task, loader, optimizer, device, precision=train.precision, lr=phase.lr, epoch=epoch, n_epochs=n_epochs
+            )
             history.append(record)
             _log_epoch(live, record)
             _write_checkpoint(
@@ -234,6 +236,7 @@ def _run_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     *,
+    precision: Precision,
     lr: float,
     epoch: int,
     n_epochs: int,
@@ -241,7 +244,7 @@ def _run_epoch(
     """Train one epoch at ``lr`` and validate; logs and returns the epoch's record (lr, train/*, valid/*)."""
     tic = time.perf_counter()
     task.model.train()  # a frozen extractor stays in eval mode (Tagger.freeze_extractor)
-    train_metrics = _train_epoch(task, loader, optimizer, device, epoch=epoch, n_epochs=n_epochs)
+    train_metrics = _train_epoch(task, loader, optimizer, device, precision=precision, epoch=epoch, n_epochs=n_epochs)
     train_s = time.perf_counter() - tic
     task.model.eval()
     with torch.inference_mode():
@@ -291,10 +294,11 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     *,
+    precision: Precision,
     epoch: int,
     n_epochs: int,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns the clip-weighted mean of each loss term."""
+    """One pass over ``loader`` (forward passes in ``precision``); returns the clip-weighted mean of each loss term."""
     sums: dict[str, float] = {}
     seen = 0
     n_steps = len(loader)
@@ -303,7 +307,7 @@ def _train_epoch(
     with bar:
         for step, (inputs, tags) in enumerate(loader):
             inputs, tags = to_device(inputs, device), to_device(tags, device)  # (B, L) crops or (B, 1024) h
-            with autocast(device):
+            with autocast(device, precision):
                 losses = task.losses(inputs, tags)
             terms = torch.stack([value.detach() for value in losses.values()]).tolist()  # one device sync
             values = dict(zip(losses, terms, strict=True))

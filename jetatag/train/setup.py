@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from jetatag.config import Params, Phase
 from jetatag.data.dataset import EvalCrops, TrainCrops
 from jetatag.models.tagger import TaggerMeta
-from jetatag.train.device import resolve_device
+from jetatag.train.device import check_precision, resolve_device
 from jetatag.train.loop import EpochData, Outputs, Task, fit, make_loader
 from jetatag.train.schedule import l2_convs_of
 
@@ -84,6 +84,7 @@ def start_run(params: Params, *, extractor: str, audio_dir: Path, out_path: Path
     train = params.train
     audio_dir = Path(audio_dir)
     device = resolve_device(train.device)
+    check_precision(device, train.precision)
     crop = params.model.crop_samples(extractor)
     train_set = TrainCrops(audio_dir, split="train", crop_samples=crop, seed=train.seed)
     valid_set = EvalCrops(audio_dir, split="valid", crop_samples=crop, n_crops=train.valid_crops)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from jetatag.config import ModelParams, Params
+from jetatag.config import ModelParams, Params, Precision
 from jetatag.models.losses import pair_loss, reconstruction_loss
 from jetatag.models.tagger import JointEmbedding, build_joint_embedding, save_joint
 from jetatag.train.device import autocast
@@ -48,7 +48,13 @@ def joint_losses(
 
 
 def validate_joint(
-    model: JointEmbedding, loader: DataLoader, device: torch.device, params: ModelParams, tag_vectors: torch.Tensor
+    model: JointEmbedding,
+    loader: DataLoader,
+    device: torch.device,
+    params: ModelParams,
+    tag_vectors: torch.Tensor,
+    *,
+    precision: Precision,
 ) -> dict[str, float]:
     """Mean stage-1 loss terms on the valid crops, and the geometry of z_m (valid crops) and z_t (``tag_vectors``).
 
@@ -61,7 +67,7 @@ def validate_joint(
     z_m = []
     for crops, tags in crop_batches(loader, device):
         b, k, length = crops.shape
-        with autocast(device):
+        with autocast(device, precision):
             out = model(crops.reshape(b * k, length), tags.repeat_interleave(k, dim=0))
         out = {key: value.reshape(b, k, -1) for key, value in out.items()}  # (B, k, D) per output
         z_m.append(out["z_m"].float().reshape(b * k, -1).cpu())
@@ -92,7 +98,9 @@ def run_stage1(params: Params, *, extractor: str, audio_dir: Path, out_path: Pat
         name=f"stage1 {extractor}",
         model=model,
         losses=lambda wave, tags: joint_losses(model(wave, tags), tags, params.model, pair_target=train.pair_target),
-        validate=lambda: validate_joint(model, run.valid_loader, device, params.model, tag_vectors),
+        validate=lambda: validate_joint(
+            model, run.valid_loader, device, params.model, tag_vectors, precision=train.precision
+        ),
     )
     run.fit(
         task,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from jetatag.config import Params
+from jetatag.config import Params, Precision
 from jetatag.data.dataset import EvalCrops
 from jetatag.errors import StageError
 from jetatag.models import h_dim
@@ -39,6 +39,7 @@ def validate_tagger(
     forward: Callable[[torch.Tensor], torch.Tensor],
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
+    precision: Precision,
 ) -> dict[str, float]:
     """Crop-level BCE and clip-level macro ROC-AUC (mean of the crops' sigmoid scores) on the valid crops.
 
@@ -49,7 +50,7 @@ def validate_tagger(
     loss_sum, count = 0.0, 0
     for inputs, tags in batches:
         b, k = inputs.shape[:2]
-        with autocast(device):
+        with autocast(device, precision):
             logits = forward(inputs.flatten(0, 1)).float().reshape(b, k, -1)  # (B, k, n_tags)
         loss_sum += classification_loss(logits, tags[:, None].expand_as(logits)).item() * b
         count += b
@@ -103,7 +104,10 @@ def _cached_task(
         model=tagger,
         losses=lambda h, batch_tags: {"loss": classification_loss(classifier(h).float(), batch_tags)},
         validate=lambda: validate_tagger(
-            classifier, cached_batches(valid_h, valid_tags, batch_size=train.batch_size, device=device), device
+            classifier,
+            cached_batches(valid_h, valid_tags, batch_size=train.batch_size, device=device),
+            device,
+            train.precision,
         ),
     )
     return CachedCrops(train_h, train_tags, seed=train.seed), task
@@ -149,7 +153,7 @@ def run_stage2(
             name=name,
             model=tagger,
             losses=lambda wave, batch_tags: {"loss": classification_loss(tagger(wave).float(), batch_tags)},
-            validate=lambda: validate_tagger(tagger, crop_batches(run.valid_loader, device), device),
+            validate=lambda: validate_tagger(tagger, crop_batches(run.valid_loader, device), device, train.precision),
         )
     run.fit(
         task,

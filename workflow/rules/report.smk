@@ -132,6 +132,7 @@ rule table1:
             "train.batch_order",
             "train.conv_l2",
             "train.je_embedding_cache",
+            "train.precision",
         ),
         configfiles=params_options(),
     shell:
