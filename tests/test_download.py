@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import subprocess
 import sys
 import threading
 import types
@@ -21,10 +22,12 @@ from mirror_fixture import TinyData, tiny_data, write_mirror
 from jetatag import pipeline
 from jetatag.checksums import SHA256SUMS, write_sha256sums
 from jetatag.config import Params
-from jetatag.data.download import MIRROR_FILES, run_download
+from jetatag.data.download import DOWNLOADS, MIRROR_FILES, VERIFIED, run_download
 from jetatag.errors import StageError
 from jetatag.mtat import ANNOTATIONS, CLIP_INFO, OFFICIAL_SHA256, ZIP_PIECES
 from jetatag.synth.stage import run_synth
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -252,6 +255,19 @@ def test_download_code_does_not_include_the_generator() -> None:
     # an edit of the synthetic generator must not rerun (and so delete) a real 3 GB download
     assert not [f for f in pipeline.stage("download").code() if f.startswith("jetatag/synth/")]
     assert "jetatag/synth/mirror.py" in pipeline.stage("synth").code()
+
+
+def test_dvc_hashes_data_raw_without_the_resume_record() -> None:
+    # verified.json keeps the mirror files' mtimes, which every checkout changes: inside data/raw's hash they
+    # would rerun labels, segment and everything below them after a fresh `dvc checkout` of the same mirror
+    raw = pipeline.stage("download").outs["raw"].path
+
+    def ignored(name: str) -> bool:
+        command = [sys.executable, "-m", "dvc", "check-ignore", f"{raw}/{DOWNLOADS}/{name}"]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, check=False).returncode == 0
+
+    assert ignored(VERIFIED)
+    assert not [name for name in MIRROR_FILES if ignored(name)]
 
 
 def test_archive_members_outside_the_folders_are_not_extracted(tmp_path: Path, make_params, caplog):

@@ -6,7 +6,8 @@ mirror's ``SHA256SUMS`` (or :data:`~jetatag.mtat.OFFICIAL_SHA256` when the mirro
 only then renamed to ``<name>``; a mismatch deletes the file and stops the stage. The zip pieces are read
 as one stream and extracted into a temporary folder that is renamed to ``out_dir/mp3`` when complete.
 ``downloads/verified.json`` records what was verified and extracted, so a re-run with everything in
-place touches neither the network nor the archive.
+place touches neither the network nor the archive. It holds file mtimes, so ``.dvcignore`` leaves it
+out of the output's DVC hash: the same mirror hashes the same after any checkout.
 """
 
 from __future__ import annotations
