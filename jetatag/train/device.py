@@ -35,16 +35,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def uses_bf16(device: torch.device, precision: Precision) -> bool:
+    """Whether ``precision`` trains on ``device`` under bf16 autocast ("auto": on CUDA only)."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast where ``precision`` asks for it ("auto": on CUDA only), else nothing (bf16: no loss scaling)."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+    """bf16 autocast where :func:`uses_bf16` says so (no loss scaling needed for bf16), else nothing."""
+    if uses_bf16(device, precision):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def check_precision(device: torch.device, precision: Precision) -> None:
     """Log the arithmetic training will use; warn where bf16 on this CPU is emulated (slower than float32)."""
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    bf16 = uses_bf16(device, precision)
     log.info("training arithmetic: %s (train.precision %s)", "bf16 autocast" if bf16 else "float32", precision)
     if bf16 and device.type == "cpu" and not cpu_has_native_bf16():
         log.warning("train.precision is bf16 but this CPU has no AVX512-BF16 or AMX: bf16 runs slower than float32")
