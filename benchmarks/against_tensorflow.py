@@ -61,7 +61,7 @@ def tf_worker(authors: Path, encoder: str, block: str, *, length: int, threads: 
 def compare(args: argparse.Namespace) -> None:
     """Alternate the two workers' steps per extractor and print the medians and their ratio."""
     # benchmarks/ is on sys.path; jetatag (and torch) are imported here, never in the TF worker
-    from train_step import PAPER_MODEL, alternating_medians, start_worker, worker_command
+    from train_step import PAPER_MODEL, alternating_medians, start_worker, tree_environment, worker_command
 
     here = Path(__file__).resolve()
     print(f"load average before: {os.getloadavg()[0]:.1f}; threads {args.threads}")
@@ -79,7 +79,7 @@ def compare(args: argparse.Namespace) -> None:
         ]
         workers = {
             "theirs": start_worker(theirs, os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}),
-            "ours": start_worker(ours, os.environ | {"OMP_WAIT_POLICY": "PASSIVE"}),
+            "ours": start_worker(ours, tree_environment(here.parents[1])),
         }
         medians = alternating_medians(workers, steps=args.steps, warm_up=3)
         theirs_ms, ours_ms = medians["theirs"], medians["ours"]

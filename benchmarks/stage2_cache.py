@@ -26,7 +26,7 @@ from jetatag.config import load_params
 from jetatag.data.dataset import AudioIndex
 from jetatag.extractors import EXTRACTOR_IDS
 from jetatag.models.tagger import TaggerMeta, build_joint_embedding, save_joint
-from jetatag.runtime import configure_process
+from jetatag.runtime import bound_openmp_spinning, configure_process
 from jetatag.train.schedule import total_epochs
 from jetatag.train.stage2 import run_stage2
 
@@ -37,8 +37,7 @@ def main() -> None:
     parser.add_argument("--extractor", choices=EXTRACTOR_IDS, default="samplecnn")
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml")
     args = parser.parse_args()
-    if "OMP_WAIT_POLICY" not in os.environ:  # OpenMP reads it when torch loads: start again with it set
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if bound_openmp_spinning():  # OpenMP reads it when torch loads: start again with it set
         os.execv(sys.executable, [sys.executable, *sys.argv])
     configure_process()
     params = load_params(args.params)

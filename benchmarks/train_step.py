@@ -290,13 +290,22 @@ def alternating_medians(workers: dict[str, subprocess.Popen[str]], *, steps: int
     return {side: statistics.median(t) for side, t in times.items()}
 
 
-def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namespace) -> subprocess.Popen[str]:
-    """A lockstep worker importing ``jetatag`` from ``tree``."""
-    command = worker_command(extractor, model, batch=args.batch, threads=args.threads, seed=args.seed)
+def tree_environment(tree: Path) -> dict[str, str]:
+    """``os.environ`` as a ``jetatag`` command of ``tree`` leaves it for torch: with its ``jetatag.runtime``
+    OpenMP settings (none in trees from before that module), and ``tree`` first on PYTHONPATH."""
     env = os.environ | {"PYTHONPATH": str(tree)}
-    if not (tree / "jetatag" / "runtime.py").is_file():  # before jetatag.runtime, OpenMP threads spun
-        env.pop("OMP_WAIT_POLICY", None)
-    return start_worker(command, env, cwd=tree)
+    if not (tree / "jetatag" / "runtime.py").is_file():
+        return env
+    probe = "import json, os; from jetatag.runtime import configure_process; configure_process(); "
+    probe += "print(json.dumps(dict(os.environ)))"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tree, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _spawn(tree: Path, extractor: str, model: ModelParams, args: argparse.Namespace) -> subprocess.Popen[str]:
+    """A lockstep worker importing ``jetatag`` from ``tree``, in the environment its commands give torch."""
+    command = worker_command(extractor, model, batch=args.batch, threads=args.threads, seed=args.seed)
+    return start_worker(command, tree_environment(tree), cwd=tree)
 
 
 def against(args: argparse.Namespace, models: dict[str, ModelParams]) -> list[dict[str, Any]]:
@@ -364,7 +373,6 @@ def main() -> None:
     parser.add_argument("--worker", metavar="EXTRACTOR", help=argparse.SUPPRESS)
     parser.add_argument("--model-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # fresh worker processes start as `jetatag` commands do
     if args.worker:
         model = worker_model(json.loads(args.model_json))
         worker(args.worker, model, batch=args.batch, threads=args.threads, seed=args.seed)
@@ -373,6 +381,18 @@ def main() -> None:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
     models = {"paper": PAPER_MODEL, "demo": load_params(args.params).model}
+    if args.against:
+        if args.precision != ["auto"]:
+            parser.error("--against times steps without autocast: leave out --precision")
+        rows = against(args, models)
+        if args.json:
+            args.json.write_text(
+                json.dumps({"batch": args.batch, "threads": args.threads, "rows": rows}, indent=2) + "\n"
+            )
+        return
+    from jetatag.runtime import bound_openmp_spinning  # not at the top: --against workers import older trees
+
+    bound_openmp_spinning()  # the processes spawned below start as `jetatag` commands do
     if args.profile:
         for size in args.sizes:
             for extractor in args.extractors:
@@ -386,15 +406,6 @@ def main() -> None:
                     top=args.profile,
                 )
                 print(f"{extractor}, {size} size (width {models[size].width:g}), one no-JE step:\n{table}", flush=True)
-        return
-    if args.against:
-        if args.precision != ["auto"]:
-            parser.error("--against times steps without autocast: leave out --precision")
-        rows = against(args, models)
-        if args.json:
-            args.json.write_text(
-                json.dumps({"batch": args.batch, "threads": args.threads, "rows": rows}, indent=2) + "\n"
-            )
         return
     rows = []
     columns = [

@@ -457,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _setup_logging(getattr(args, "log_level", logging.INFO), getattr(args, "log_file", None))
-        configure_process()  # before any handler imports torch: allocator thresholds, sleeping OpenMP threads
+        configure_process()  # before any handler imports torch: allocator thresholds, OpenMP spinning bounded
         args.handler(args)
         sys.stdout.flush()  # inside the try: a reader that went away is seen here, not at exit
     except BrokenPipeError:  # before OSError, its base class

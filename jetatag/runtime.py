@@ -1,4 +1,4 @@
-"""How a jetatag process runs torch on a CPU: keep freed tensor memory, and let idle OpenMP threads sleep.
+"""How a jetatag process runs torch on a CPU: keep freed tensor memory, and bound OpenMP's idle spinning.
 
 * Allocator. glibc serves every allocation above its mmap threshold (adaptive, at most 32 MiB) with
   fresh pages from the kernel and hands them back on free. A training step allocates and frees the same
@@ -6,9 +6,14 @@
   120 MB at width 0.125), so every step page-faults and zero-fills them again. Measured on 2 cores,
   width 0.125: half the CPU time of a Music-SincNet step and a third of a Harmonic-CNN step. Raising
   the mmap and trim thresholds keeps that memory in the heap for the next step.
-* OpenMP waiting. torch's OpenMP threads spin between parallel regions; when the cores are shared (two
-  Snakemake jobs, a busy laptop) the spinning threads steal the cores the working ones need, and a
-  step took 2-6× longer. ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it) makes them sleep.
+* OpenMP waiting. Between parallel regions, torch's OpenMP (libgomp) threads spin 300,000 times before
+  they sleep. Alone on the cores that is fastest; when another process shares them (two training runs,
+  a busy laptop) the spinning threads steal the cores the working ones need: a Harmonic-CNN step beside
+  a Sample-CNN run took 6× as long as with sleeping threads. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``)
+  costs a lone run instead: the demo's training steps took 1.23× as long, as each of a step's hundreds of
+  short parallel regions wakes its threads from sleep. ``GOMP_SPINCOUNT=8000`` (unless the user chose a
+  policy or a count) spins briefly, then sleeps: on 2 cores the demo's steps were within 3 % of full
+  spinning, and steps on shared cores 1.2-1.3× those of sleeping threads (``benchmarks/openmp_waiting.py``).
 
 Neither changes any result.
 """
@@ -20,6 +25,7 @@ import ctypes.util
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +53,25 @@ def keep_freed_memory() -> bool:
     return ok
 
 
+SPIN_COUNT = 8000
+"""libgomp's spins before an idle thread sleeps (its default is 300,000); see the module docstring."""
+
+
+def bound_openmp_spinning(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """Set ``GOMP_SPINCOUNT`` to :data:`SPIN_COUNT` in ``environ`` unless the user set it or ``OMP_WAIT_POLICY``.
+
+    Returns whether ``environ`` changed. OpenMP reads these variables once, when torch loads it.
+    """
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return False
+    environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    return True
+
+
 def configure_process() -> None:
     """Set up this process for torch work on CPU: call before torch is first imported (OpenMP reads its
     environment when it loads)."""
     if "torch" in sys.modules:
-        log.debug("torch already imported: OMP_WAIT_POLICY left as it is")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        log.debug("torch already imported: OpenMP's waiting left as it is")
+    bound_openmp_spinning()
     keep_freed_memory()

@@ -5,19 +5,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from jetatag.runtime import configure_process, keep_freed_memory
+from jetatag.runtime import SPIN_COUNT, bound_openmp_spinning, configure_process, keep_freed_memory
 
 
-def test_openmp_threads_sleep_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openmp_spinning_is_bounded_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     configure_process()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    configure_process()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert os.environ["GOMP_SPINCOUNT"] == str(SPIN_COUNT)
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+
+@pytest.mark.parametrize("chosen", [{"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "infinite"}])
+def test_a_policy_or_count_the_user_set_is_kept(chosen: dict[str, str]) -> None:
+    environ = dict(chosen)
+    assert bound_openmp_spinning(environ) is False
+    assert environ == chosen
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
@@ -25,17 +32,30 @@ def test_allocator_thresholds_are_set_on_glibc() -> None:
     assert keep_freed_memory() is True
 
 
-def test_the_command_line_sets_the_policy_before_torch_loads() -> None:
-    """A `jetatag` command's torch sees OMP_WAIT_POLICY=PASSIVE: it is set before any handler imports torch."""
+def test_the_command_line_bounds_spinning_before_torch_loads() -> None:
+    """A `jetatag` command's torch sees GOMP_SPINCOUNT: it is set before any handler imports torch."""
     code = (
         "import os, sys; from jetatag import cli; "
-        "cli.cmd_labels = lambda args: print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules); "
+        "cli.cmd_labels = lambda args: print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules); "
     )
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run(
         [sys.executable, "-c", code + "sys.exit(cli.main(['labels', '--raw', 'x', '--out', 'y']))"],
         capture_output=True,
         text=True,
         env=env,
     )
-    assert out.stdout.split() == ["PASSIVE", "False"], out.stderr
+    assert out.stdout.split() == [str(SPIN_COUNT), "False"], out.stderr
+
+
+def test_benchmark_workers_get_their_own_trees_openmp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/train_step.py --against: each tree's worker runs with what that tree's commands set, if anything."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
+    from train_step import tree_environment
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    (tmp_path / "jetatag").mkdir()  # a tree from before jetatag.runtime
+    assert "GOMP_SPINCOUNT" not in tree_environment(tmp_path)
+    assert tree_environment(root)["GOMP_SPINCOUNT"] == str(SPIN_COUNT)
