@@ -8,12 +8,13 @@
   the mmap and trim thresholds keeps that memory in the heap for the next step.
 * OpenMP waiting. Between parallel regions, torch's OpenMP (libgomp) threads spin 300,000 times before
   they sleep. Alone on the cores that is fastest; when another process shares them (two training runs,
-  a busy laptop) the spinning threads steal the cores the working ones need: a Harmonic-CNN step beside
-  a Sample-CNN run took 6× as long as with sleeping threads. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``)
-  costs a lone run instead: the demo's training steps took 1.23× as long, as each of a step's hundreds of
-  short parallel regions wakes its threads from sleep. ``GOMP_SPINCOUNT=8000`` (unless the user chose a
-  policy or a count) spins briefly, then sleeps: on 2 cores the demo's steps were within 3 % of full
-  spinning, and steps on shared cores 1.2-1.3× those of sleeping threads (``benchmarks/openmp_waiting.py``).
+  a busy laptop) the spinning threads can steal the cores the working ones need: a Harmonic-CNN step
+  beside a Sample-CNN run took 1.2-6× as long as with sleeping threads, varying from run to run.
+  Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) costs every lone run instead: the demo's training steps
+  took 1.23× as long, as each of a step's hundreds of short parallel regions wakes its threads from
+  sleep. ``GOMP_SPINCOUNT=8000`` (unless the user chose a policy or a count) spins briefly, then sleeps:
+  on 2 cores the demo's steps were within 3-6 % of full spinning, and steps on shared cores 1.15-1.3×
+  those of sleeping threads (``benchmarks/openmp_waiting.py``, ``benchmarks/results/``).
 
 Neither changes any result.
 """
