@@ -678,6 +678,12 @@ def test_wave_dropout_drops_at_rate_p_and_rescales(rng: np.random.Generator) -> 
     torch.manual_seed(0)
     assert torch.equal(dropout(x), y)  # torch's generator: the same seed, the same mask
     assert torch.equal(dropout.eval()(x), x)
+    # the mask rule itself, which trained checkpoints depend on: element i (in memory order) is dropped
+    # when its 16 bits of the seeded 64-bit draws fall below p * 2^16 - 2^15
+    torch.manual_seed(0)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    bits = words.view(torch.int16)[: x.numel()]
+    assert torch.equal(dropped, (bits < round(0.2 * 2**16) - 2**15).as_strided(x.shape, x.stride()))
 
 
 def test_classifier_can_start_at_the_tag_prior() -> None:

@@ -180,7 +180,8 @@ class WaveDropout(nn.Dropout):
             return super().forward(x)
         words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # 64 random bits
         bits = words.view(torch.int16)[: x.numel()]  # (numel,) 16 uniform random bits per element
-        keep = torch.where(bits < round(self.p * 2**16) - 2**15, 0.0, 1.0 / (1.0 - self.p)).to(x.dtype)
+        # 0 or 1 / (1 - p) per element; torch.where with two scalars took twice as long on CPU
+        keep = bits.ge(round(self.p * 2**16) - 2**15).to(x.dtype).mul_(1.0 / (1.0 - self.p))
         return x * keep.as_strided(x.shape, x.stride())  # the mask laid out as x, which is dense in memory
 
 
