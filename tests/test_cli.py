@@ -267,7 +267,10 @@ def test_keyboard_interrupt_exits_130_without_traceback(
 
 def test_ctrl_c_in_a_real_process_exits_130(tmp_path: Path) -> None:
     script = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        # Python's own Ctrl-C handler, as a foreground process has it: a shell without job control starts
+        # background commands (a CI runner's, say) with SIGINT ignored, and Python then keeps ignoring it
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from jetatag import cli\n"
         "def wait(args):\n"
         "    print('ready', flush=True)\n"
