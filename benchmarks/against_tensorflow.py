@@ -6,7 +6,8 @@ worker processes that take steps in turn: the authors' own ``Solver.get_model()`
 jetatag's ``benchmarks/train_step.py`` worker. Neither the authors' code nor TensorFlow is a dependency
 of jetatag: point the script at them.
 
-    python -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu==2.15.1 kapre==0.3.4 tqdm
+    python3.11 -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu==2.15.1 tqdm librosa
+    /tmp/tf/bin/pip install --no-deps kapre==0.3.4   # its tensorflow>=2.0 would pull the full tensorflow too
     git clone https://github.com/jaehwlee/jetatag /tmp/authors
     python benchmarks/against_tensorflow.py --authors /tmp/authors --tf-python /tmp/tf/bin/python
 """
