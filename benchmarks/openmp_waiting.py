@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,24 +36,17 @@ def settings() -> dict[str, dict[str, str]]:
 
 def worker(extractor: str, size: str, steps: int, threads: int) -> None:
     """Time ``steps`` no-JE training steps (after two warm-up steps) and print their median in ms."""
-    from jetatag.runtime import keep_freed_memory
-
-    keep_freed_memory()
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from train_step import PAPER_MODEL, no_je_step
+    import torch
+    from train_step import PAPER_MODEL, no_je_step, time_steps
 
     from jetatag.config import load_params
 
     model = PAPER_MODEL if size == "paper" else load_params(ROOT / "params.yaml").model
-    step = no_je_step(extractor, model, batch=16, threads=threads, seed=0)
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    print(f"{1e3 * statistics.median(times):.1f}", flush=True)
+    step = no_je_step(extractor, model, batch=16, threads=threads, seed=0)  # sets up the allocator as jetatag does
+    step()  # the first of two warm-up steps; time_steps takes the second
+    wall_ms, _ = time_steps(step, steps, torch.device("cpu"))
+    print(f"{wall_ms:.1f}", flush=True)
 
 
 def run_workers(jobs: list[tuple[str, int]], environment: dict[str, str], size: str, threads: int) -> list[float]:

@@ -74,7 +74,7 @@ def _rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def _time_steps(step: Any, steps: int, device: torch.device) -> tuple[float, float]:
+def time_steps(step: Any, steps: int, device: torch.device) -> tuple[float, float]:
     """Run ``step`` once to warm up, then ``steps`` times; median wall and process-CPU milliseconds per step.
 
     CPU time (all threads of this process) is much less sensitive than wall time to other jobs
@@ -136,7 +136,7 @@ def measure(
     model_rss = _rss_mib()
     if amp:
         torch.cuda.reset_peak_memory_stats(dev)
-    stage1_ms, stage1_cpu_ms = _time_steps(stage1_step, steps, dev)
+    stage1_ms, stage1_cpu_ms = time_steps(stage1_step, steps, dev)
     peak = (
         torch.cuda.max_memory_allocated(dev) / 2**20
         if amp
@@ -154,7 +154,7 @@ def measure(
         classification_loss(logits.float(), tags).backward()
         optimizer2.step()
 
-    stage2_ms, stage2_cpu_ms = _time_steps(stage2_step, steps, dev)
+    stage2_ms, stage2_cpu_ms = time_steps(stage2_step, steps, dev)
     return {
         "extractor": extractor,
         "size": size,
