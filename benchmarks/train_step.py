@@ -113,8 +113,8 @@ def measure(
     configure_process()  # as the `jetatag` training commands do
     torch.set_num_threads(threads)
     dev = torch.device(device)
-    amp = dev.type == "cuda"
-    if amp:
+    cuda = dev.type == "cuda"
+    if cuda:
         torch.backends.cudnn.benchmark = True
     generator = torch.Generator().manual_seed(seed)
     length = model.crop_samples(extractor)
@@ -134,12 +134,12 @@ def measure(
         optimizer.step()
 
     model_rss = _rss_mib()
-    if amp:
+    if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
     stage1_ms, stage1_cpu_ms = time_steps(stage1_step, steps, dev)
     peak = (
         torch.cuda.max_memory_allocated(dev) / 2**20
-        if amp
+        if cuda
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     )
 
@@ -167,8 +167,8 @@ def measure(
         "je_stage2_ms": stage2_ms,
         "je_stage2_cpu_ms": stage2_cpu_ms,
         "peak_mib": peak,
-        "model_rss_mib": model_rss if not amp else None,
-        "device": torch.cuda.get_device_name(dev) if amp else f"cpu ({threads} threads)",
+        "model_rss_mib": model_rss if not cuda else None,
+        "device": torch.cuda.get_device_name(dev) if cuda else f"cpu ({threads} threads)",
     }
 
 
