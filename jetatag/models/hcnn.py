@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import HcnnFrontEnd, HcnnHead, ModelParams
-from jetatag.models.common import H_DIM, MaxPool2dSafe, MultiLevelHead, keras_init, scaled
+from jetatag.models.common import H_DIM, ChannelsLastGradBack, MaxPool2dSafe, MultiLevelHead, keras_init, scaled
 from jetatag.models.conv3x3 import Conv3x3
 from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 
@@ -111,8 +111,8 @@ class HarmonicCNN(nn.Module):
         return cls(sample_rate=sample_rate, width=model.width, head=model.hcnn_head, front_end=model.hcnn_front_end)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        x = self.hstft_bn(self.hstft(wave))  # (B, 6, 128, T)
-        x = x.contiguous(memory_format=torch.channels_last)  # the 2-D body runs channels-last (oneDNN's fast path)
+        x = self.hstft_bn(self.hstft(wave))  # (B, 6, 128, T) contiguous
+        x = ChannelsLastGradBack.apply(x)  # the 2-D body runs channels-last (oneDNN's fast path)
         outputs = []
         for block in self.blocks:
             x = block(x)  # (B, C_i, F_i, T_i)
