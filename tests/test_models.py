@@ -32,7 +32,7 @@ from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.samplecnn import SEBlock
-from jetatag.models.sinc import SincConv, a21_filters, fft_convolve
+from jetatag.models.sinc import SincConv, a21_filters, fft_convolve, zero_padded
 from jetatag.models.tagger import (
     FORMAT_VERSION,
     Tagger,
@@ -255,6 +255,13 @@ def test_fft_convolution_gradients_equal_the_direct_convolutions(wave_grad: bool
     expected = torch.autograd.grad((reference * weights).sum(), inputs)
     for got, want in zip(grads, expected, strict=True):
         assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+def test_zero_padded_rows_are_f_pads_values(memory_format: torch.memory_format, rng: np.random.Generator) -> None:
+    rows = noise(rng, 3, 4, 1, 1000).contiguous(memory_format=memory_format).squeeze(2)  # (B, F, L)
+    padded = zero_padded(rows, 1024)
+    assert padded.is_contiguous() and torch.equal(padded, F.pad(rows, (0, 24)))
 
 
 def test_a21_sinc_filters_are_the_pi_less_22050_hz_design() -> None:

@@ -62,7 +62,7 @@ class SameConvolution(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         spectrum, response = ctx.saved_tensors  # (B, K), (F, K)
-        grad_spectra = torch.fft.rfft(grad, n=ctx.n_fft)  # (B, F, K): the gradient zero-padded at its end
+        grad_spectra = torch.fft.rfft(zero_padded(grad, ctx.n_fft))  # (B, F, K): the gradient zero-padded at its end
         bins = torch.arange(response.shape[-1], dtype=torch.float64, device=grad.device)
         paired = (bins > 0) & (bins <= ctx.n_fft - response.shape[-1])  # bins whose conjugate irfft also reads
         scale = torch.where(paired, 2.0, 1.0).double() / ctx.n_fft  # irfft's 1/n, twice for a conjugate pair
@@ -77,6 +77,23 @@ class SameConvolution(torch.autograd.Function):
                 grad_response.addcmul_(clip_grad, clip_spectrum)
             grad_response *= ramp
         return grad_spectrum, grad_response, None, None, None
+
+
+def zero_padded(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, F, L) ``rows`` as a contiguous (B, F, n) tensor with zeros after each row, copied clip by clip.
+
+    The filterbank's gradient arrives channels-last, (B, L, F) in memory. ``F.pad`` transposes it in one pass over
+    the batch: 1.25 s at width 1.0 (16 × 256 × 59,049), 23 ms at the demo's 16 filters. Through an (F, L) buffer of
+    one clip, which stays in cache, it took 0.82 s and 22 ms (2 cores).
+    """
+    batch, channels, length = rows.shape
+    padded = torch.empty(batch, channels, n, dtype=rows.dtype, device=rows.device)
+    padded[..., length:].zero_()
+    clip = torch.empty(channels, length, dtype=rows.dtype, device=rows.device)
+    for b in range(batch):
+        clip.copy_(rows[b])  # (F, L) contiguous: torch's blocked transpose when rows is channels-last
+        padded[b, :, :length].copy_(clip)
+    return padded
 
 
 def a21_filters(*, n_filters: int, n_taps: int, design_rate: int = A21_DESIGN_RATE) -> np.ndarray:
