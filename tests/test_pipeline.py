@@ -156,6 +156,15 @@ def test_dvc_cache_links_outputs_with_fallbacks() -> None:
     assert types == ["hardlink", "symlink", "copy"]
 
 
+def test_dvc_reads_yaml_with_the_c_parser() -> None:
+    # ruamel.yaml >= 0.19 falls back to its pure-Python parser without ruamel.yaml.clib: 5x slower on dvc.lock
+    from ruamel.yaml import YAML
+
+    yaml_loader = YAML(typ="safe")
+    assert yaml_loader.Parser.__module__.startswith("ruamel.yaml.clib"), yaml_loader.Parser
+    assert yaml_loader.load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"].keys() >= set(DATA_STAGES)
+
+
 def test_report_outputs_have_captions() -> None:
     captioned = {o.path: o.caption for s in pipeline.STAGES for o in s.outs.values() if o.caption}
     assert set(captioned) == {"reports/table1.md", "reports/figure2.png", "reports/per_tag_auc.png"}
