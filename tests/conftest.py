@@ -15,8 +15,9 @@ from jetatag.config import Params, params_from_dict
 
 # numba compiles librosa.yin (the pitch tests) for the host CPU. On a KVM guest that reports AMX tiles (the
 # 2-core CI machine: llvmlite 0.50 detects "rocketlake" with +amx-tile), numba 0.68's compiled gufunc there
-# segfaults; compiled for generic x86-64 it runs. Set before anything imports numba. jetatag's stages call
-# no numba-compiled code: the demo's `dvc repro` runs them all on that machine with numba's host settings.
+# segfaults; compiled for generic x86-64 it runs. Set before anything imports numba. jetatag's own numba
+# kernels (the fused BatchNorm-ReLU of CPU training, jetatag.models.bn_kernels) run with numba's host settings
+# on that machine in the demo's `dvc repro` and in benchmarks/train_step.py.
 os.environ.setdefault("NUMBA_CPU_NAME", "generic")
 
 TINY_SECONDS = 6.0

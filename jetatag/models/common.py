@@ -200,14 +200,31 @@ class WaveDropout(nn.Dropout):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
-        if not (self.training and 0 < self.p < 1 and x.device.type == "cpu" and dense):
+        if not self.draws_bits(x):
             return super().forward(x)
-        words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # 64 random bits
-        bits = words.view(torch.int16)[: x.numel()]  # (numel,) 16 uniform random bits per element
         # 0 or 1 / (1 - p) per element; torch.where with two scalars took twice as long on CPU
-        keep = bits.ge(round(self.p * 2**16) - 2**15).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        keep = self.random_bits(x).ge(self.threshold).to(x.dtype).mul_(self.keep_scale)
         return x * keep.as_strided(x.shape, x.stride())  # the mask laid out as x, which is dense in memory
+
+    def draws_bits(self, x: torch.Tensor) -> bool:
+        """Whether this call drops by :meth:`random_bits`: training on CPU, 0 < p < 1, ``x`` dense in memory."""
+        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+        return self.training and 0 < self.p < 1 and x.device.type == "cpu" and dense
+
+    def random_bits(self, x: torch.Tensor) -> torch.Tensor:
+        """(numel,) int16: 16 uniform random bits per element of ``x``, in its memory order; kept where ≥ threshold."""
+        words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # 64 random bits
+        return words.view(torch.int16)[: x.numel()]
+
+    @property
+    def threshold(self) -> int:
+        """The int16 value from which random bits keep their element: a fraction 1 − p of them."""
+        return round(self.p * 2**16) - 2**15
+
+    @property
+    def keep_scale(self) -> float:
+        """What kept elements are multiplied by, 1 / (1 − p)."""
+        return 1.0 / (1.0 - self.p)
 
 
 class ChannelsLastGradBack(torch.autograd.Function):
@@ -243,9 +260,12 @@ class MaxPool2dSafe(nn.Module):
         super().__init__()
         self.kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
 
+    def window(self, x: torch.Tensor) -> tuple[int, int]:
+        """The (frequency, time) window for a (B, C, F, T) input: the kernel, shrunk to fit."""
+        return min(self.kernel[0], x.shape[-2]), min(self.kernel[1], x.shape[-1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, F, T)
-        kernel = (min(self.kernel[0], x.shape[-2]), min(self.kernel[1], x.shape[-1]))
-        return F.max_pool2d(x, kernel)  # (B, C, F // kf, T // kt)
+        return F.max_pool2d(x, self.window(x))  # (B, C, F // kf, T // kt)
 
 
 class MultiLevelHead(nn.Module):

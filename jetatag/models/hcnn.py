@@ -13,10 +13,10 @@ no dense layer.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import HcnnFrontEnd, HcnnHead, ModelParams
+from jetatag.models.bn_relu import batch_norm_relu
 from jetatag.models.common import H_DIM, ChannelsLastGradBack, MaxPool2dSafe, MultiLevelHead, keras_init, scaled
 from jetatag.models.conv3x3 import Conv3x3
 from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
@@ -42,7 +42,7 @@ class Conv2dBlock(nn.Module):
         self.pool = MaxPool2dSafe(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, F, T)
-        return F.relu(self.pool(self.bn(self.conv(x))), inplace=True)  # (B, C_out, F // pf, T // pt)
+        return batch_norm_relu(self.conv(x), self.bn, pool=self.pool)  # (B, C_out, F // pf, T // pt)
 
 
 class Res2dBlock(nn.Module):
@@ -57,8 +57,8 @@ class Res2dBlock(nn.Module):
         self.pool = MaxPool2dSafe(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, F, T)
-        residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)), inplace=True)))  # (B, C, F, T)
-        return F.relu(self.pool(x + residual), inplace=True)  # (B, C, F // pf, T // pt)
+        residual = self.conv2(batch_norm_relu(self.conv1(x), self.bn1))  # (B, C, F, T) before bn2
+        return batch_norm_relu(residual, self.bn2, pool=self.pool, skip=x)  # (B, C, F // pf, T // pt)
 
 
 class GlobalMaxConcat(nn.Module):

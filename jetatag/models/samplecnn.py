@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import ModelParams, SeSqueeze
+from jetatag.models.bn_relu import batch_norm_relu, batch_norm_relu_squeeze
 from jetatag.models.common import (
     H_DIM,
     MaxPool2dSafe,
@@ -54,7 +55,7 @@ class SampleStem(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
-        return F.relu(self.bn(self.conv(x)), inplace=True)  # (B, C_out, 1, T // 3)
+        return batch_norm_relu(self.conv(x), self.bn)  # (B, C_out, 1, T // 3)
 
 
 class SEGate(nn.Module):
@@ -69,8 +70,11 @@ class SEGate(nn.Module):
         # squeeze: the time average as a sum over the (B, 1, T, C) view of the channels-last rows, whose
         # gradient is a broadcast in that layout; mean() over (2, 3) would write a full-size (B, C, 1, T)
         # gradient in the other layout, and the ReLU backward shared with the max-pool then runs 4× slower
-        s = x.permute(0, 2, 3, 1).sum(dim=(1, 2)) / x.shape[-1]  # (B, C)
-        s = torch.sigmoid(self.gate(F.relu(self.excite(s))))  # (B, C) excitation
+        return self.excitation(x.permute(0, 2, 3, 1).sum(dim=(1, 2)) / x.shape[-1])  # (B, C, 1, 1)
+
+    def excitation(self, squeezed: torch.Tensor) -> torch.Tensor:
+        """The gate (B, C, 1, 1) for the time averages ``squeezed`` (B, C) of the signals it gates."""
+        s = torch.sigmoid(self.gate(F.relu(self.excite(squeezed))))  # (B, C)
         return s[:, :, None, None]  # (B, C, 1, 1)
 
 
@@ -84,7 +88,7 @@ class BasicBlock(nn.Module):
         self.pool = MaxPool2dSafe((1, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
-        return F.relu(self.pool(self.bn(self.conv(x))), inplace=True)  # (B, C_out, 1, T // 3)
+        return batch_norm_relu(self.conv(x), self.bn, pool=self.pool)  # (B, C_out, 1, T // 3)
 
 
 class SEBlock(nn.Module):
@@ -105,11 +109,12 @@ class SEBlock(nn.Module):
         self.squeeze = squeeze
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
-        x = F.relu(self.bn(self.conv(x)), inplace=True)  # (B, C_out, 1, T)
+        x = self.conv(x)  # (B, C_out, 1, T) before BN
         if self.squeeze == "pooled":
-            x = self.pool(x)  # (B, C_out, 1, T // 3)
+            x = batch_norm_relu(x, self.bn, pool=self.pool)  # (B, C_out, 1, T // 3)
             return x * self.se(x)  # (B, C_out, 1, T // 3): the gate squeezes the pooled output (A21)
-        return self.pool(x) * self.se(x)  # (B, C_out, 1, T // 3) = pool(x · gate)
+        pooled, sums = batch_norm_relu_squeeze(x, self.bn, self.pool)  # (B, C_out, 1, T // 3), (B, C_out)
+        return pooled * self.se.excitation(sums / x.shape[-1])  # (B, C_out, 1, T // 3) = pool(y · gate)
 
 
 class Shortcut(nn.Module):
@@ -141,12 +146,13 @@ class ResBlock(nn.Module):
         self.pool = MaxPool2dSafe((1, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T)
-        residual = self.dropout(F.relu(self.bn1(self.conv1(x)), inplace=True))  # (B, C_out, 1, T)
-        residual = self.bn2(self.conv2(residual))  # (B, C_out, 1, T)
-        if self.se is not None:
-            residual = residual * self.se(residual)  # (B, C_out, 1, T) gate before the addition
-        x = self.shortcut(x) + residual  # (B, C_out, 1, T)
-        return F.relu(self.pool(x), inplace=True)  # (B, C_out, 1, T // 3)
+        residual = batch_norm_relu(self.conv1(x), self.bn1, dropout=self.dropout)  # (B, C_out, 1, T)
+        residual = self.conv2(residual)  # (B, C_out, 1, T) before bn2
+        if self.se is None:
+            return batch_norm_relu(residual, self.bn2, pool=self.pool, skip=self.shortcut(x))  # (B, C_out, 1, T // 3)
+        residual = self.bn2(residual)
+        residual = residual * self.se(residual)  # (B, C_out, 1, T) gate before the addition
+        return F.relu(self.pool(self.shortcut(x) + residual), inplace=True)  # (B, C_out, 1, T // 3)
 
 
 class ReSEBlock(ResBlock):

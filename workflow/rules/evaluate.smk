@@ -21,6 +21,8 @@ rule evaluate:
             "jetatag/evaluate/summary.py",
             "jetatag/extractors.py",
             "jetatag/models/__init__.py",
+            "jetatag/models/bn_kernels.py",
+            "jetatag/models/bn_relu.py",
             "jetatag/models/common.py",
             "jetatag/models/conv3x3.py",
             "jetatag/models/harmonic.py",

@@ -1,0 +1,263 @@
+"""Numba kernels behind :mod:`jetatag.models.bn_relu`: BatchNorm statistics, normalise-(pool-)ReLU and gradients.
+
+Arrays are channels-last maps seen as NumPy views: (B, F, T, C) maps or (N, C) rows, C-contiguous float32,
+channels innermost so each loop over C vectorises. z = x · scale + shift is the BatchNorm output, x̂ =
+(x − mean) · inv_std its normalised input. Sums over rows run over a fixed number of chunks, each in the same
+order whatever the thread count, and the caller adds the chunks' partial sums in float64: results do not
+depend on how many threads run. ReLU masks are recomputed from x with the forward's own float32 arithmetic
+rather than stored. Optional arrays are None when absent: numba compiles each combination apart and drops
+the branches on them, which kept the loops vectorised (a branch on an empty array's size made a reduction
+5× slower).
+
+The kernels run on numba's own thread pool ("workqueue") unless ``NUMBA_THREADING_LAYER`` says otherwise:
+its OpenMP layer loads the libgomp that torch already loaded, and starting its pool reset torch's thread
+count (``torch.set_num_threads(1)``, then one kernel, and torch ran on 2 threads, with other float results).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+CHUNKS = 64
+"""Row chunks of a sum: enough for any thread count to share out, few enough to add up at once."""
+BLOCK_ROWS = 256
+"""Rows summed in float32 before the chunk's sum takes them in float64."""
+
+
+@njit(parallel=True, cache=True)
+def shifted_sums(x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per chunk, the sums of (x − shift) and (x − shift)² over the rows of ``x`` (N, C): two (CHUNKS, C) arrays.
+
+    Shifting by a sample of each channel keeps E[d²] − E[d]² accurate when the mean dwarfs the spread.
+    """
+    n, c = x.shape
+    sums, squares = np.zeros((CHUNKS, c)), np.zeros((CHUNKS, c))
+    step = (n + CHUNKS - 1) // CHUNKS
+    for chunk in prange(CHUNKS):
+        block_sum, block_square = np.zeros(c, np.float32), np.zeros(c, np.float32)
+        for i in range(chunk * step, min(n, (chunk + 1) * step)):
+            for j in range(c):
+                d = x[i, j] - shift[j]
+                block_sum[j] += d
+                block_square[j] += d * d
+            if (i + 1 - chunk * step) % BLOCK_ROWS == 0:
+                for j in range(c):
+                    sums[chunk, j] += block_sum[j]
+                    squares[chunk, j] += block_square[j]
+                    block_sum[j], block_square[j] = 0.0, 0.0
+        for j in range(c):
+            sums[chunk, j] += block_sum[j]
+            squares[chunk, j] += block_square[j]
+    return sums, squares
+
+
+@njit(inline="always")
+def dropout_factor(bits: np.ndarray, i: int, j: int, threshold: int, keep_scale: np.float32) -> np.float32:
+    """What dropout multiplies element (i, j) by: ``keep_scale`` where its random bits are ≥ threshold, else 0."""
+    return keep_scale if bits[i, j] >= threshold else np.float32(0.0)
+
+
+@njit(parallel=True, cache=True)
+def normalize_relu(
+    x: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    bits: np.ndarray | None,
+    threshold: int,
+    keep_scale: np.float32,
+    out: np.ndarray,
+) -> None:
+    """out = relu(z) over rows (N, C), then dropout by ``bits`` (N, C) int16 unless None."""
+    n, c = x.shape
+    for i in prange(n):
+        for j in range(c):
+            z = x[i, j] * scale[j] + shift[j]
+            y = np.float32(0.0) if z < 0.0 else z
+            if bits is not None:
+                y *= dropout_factor(bits, i, j, threshold, keep_scale)
+            out[i, j] = y
+
+
+@njit(parallel=True, cache=True)
+def normalize_pool_relu(
+    x: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    skip: np.ndarray | None,
+    pool_f: int,
+    pool_t: int,
+    out: np.ndarray,
+    x_at_max: np.ndarray,
+    argmax: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    squeeze: np.ndarray | None,
+) -> None:
+    """out = relu(max-pool(z [+ skip])) on (B, F, T, C) maps; ``skip`` is added unless it is None.
+
+    Also writes, per output, x at the window's maximum (``x_at_max``) and the maximum's place in the window
+    (``argmax``, row-major in the pool_f × pool_t window): the gradient needs nothing else. NaN wins a window,
+    as in torch's max-pool. Unless ``squeeze`` (B, 3, C) is None (else F must be 1 and there is no skip), it
+    receives each signal's sums over time of relu(z), of [z > 0] and of [z > 0] · x̂: an SE gate's squeeze and
+    what its gradient needs.
+    """
+    batch, _, cols, c = x.shape
+    _, rows_out, cols_out, _ = out.shape
+    for r in prange(batch * rows_out):
+        b, row = r // rows_out, r % rows_out
+        best, best_x = np.empty(c, np.float32), np.empty(c, np.float32)
+        best_at = np.empty(c, np.uint8)
+        for col in range(cols_out):
+            best[:] = -np.inf
+            at = 0
+            for i in range(pool_f):
+                for k in range(pool_t):
+                    f, t = row * pool_f + i, col * pool_t + k
+                    for j in range(c):
+                        z = x[b, f, t, j] * scale[j] + shift[j]
+                        if skip is not None:
+                            z += skip[b, f, t, j]
+                        if z > best[j] or (np.isnan(z) and not np.isnan(best[j])):
+                            best[j], best_x[j], best_at[j] = z, x[b, f, t, j], at
+                    at += 1
+            for j in range(c):
+                out[b, row, col, j] = 0.0 if best[j] < 0.0 else best[j]
+                x_at_max[b, row, col, j] = best_x[j]
+                argmax[b, row, col, j] = best_at[j]
+        if squeeze is not None:
+            block = np.zeros((3, c), np.float32)  # summed in float32 over BLOCK_ROWS samples, then in float64
+            for t in range(cols):
+                for j in range(c):
+                    z = x[b, 0, t, j] * scale[j] + shift[j]
+                    positive = z > 0.0
+                    block[0, j] += z if positive else np.float32(0.0)
+                    block[1, j] += np.float32(1.0) if positive else np.float32(0.0)
+                    block[2, j] += (x[b, 0, t, j] - mean[j]) * inv_std[j] if positive else np.float32(0.0)
+                if (t + 1) % BLOCK_ROWS == 0 or t == cols - 1:
+                    for k in range(3):
+                        for j in range(c):
+                            squeeze[b, k, j] += block[k, j]
+                            block[k, j] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def relu_grad_sums(
+    grad: np.ndarray,
+    x: np.ndarray,
+    out: np.ndarray | None,
+    bits: np.ndarray | None,
+    threshold: int,
+    keep_scale: np.float32,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per chunk, the sums of dz and dz · x̂ over rows (N, C): BatchNorm's β and γ gradients.
+
+    dz = grad (times the dropout factor, with ``bits``) where the ReLU passed: out > 0, or z > 0 if ``out`` is
+    None. For a pooled map only the windows' maxima carry gradient, so the rows are the pooled outputs and x
+    the input at each maximum.
+    """
+    n, c = grad.shape
+    sums, products = np.zeros((CHUNKS, c)), np.zeros((CHUNKS, c))
+    step = (n + CHUNKS - 1) // CHUNKS
+    for chunk in prange(CHUNKS):
+        block_sum, block_product = np.zeros(c, np.float32), np.zeros(c, np.float32)
+        for i in range(chunk * step, min(n, (chunk + 1) * step)):
+            for j in range(c):
+                active = x[i, j] * scale[j] + shift[j] > 0.0 if out is None else out[i, j] > 0.0
+                g = grad[i, j]
+                if bits is not None:
+                    g *= dropout_factor(bits, i, j, threshold, keep_scale)
+                dz = g if active else np.float32(0.0)
+                block_sum[j] += dz
+                block_product[j] += dz * (x[i, j] - mean[j]) * inv_std[j]
+            if (i + 1 - chunk * step) % BLOCK_ROWS == 0:
+                for j in range(c):
+                    sums[chunk, j] += block_sum[j]
+                    products[chunk, j] += block_product[j]
+                    block_sum[j], block_product[j] = 0.0, 0.0
+        for j in range(c):
+            sums[chunk, j] += block_sum[j]
+            products[chunk, j] += block_product[j]
+    return sums, products
+
+
+@njit(parallel=True, cache=True)
+def batch_norm_relu_grad(
+    x: np.ndarray,
+    grad: np.ndarray,
+    bits: np.ndarray | None,
+    threshold: int,
+    keep_scale: np.float32,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    beta_term: np.ndarray,
+    gamma_term: np.ndarray,
+    grad_x: np.ndarray,
+) -> None:
+    """grad_x = scale · dz − beta_term − x̂ · gamma_term over rows (N, C), with dz = grad (times the dropout
+    factor, with ``bits``) where z > 0."""
+    n, c = x.shape
+    for i in prange(n):
+        for j in range(c):
+            g = grad[i, j]
+            if bits is not None:
+                g *= dropout_factor(bits, i, j, threshold, keep_scale)
+            dz = g if x[i, j] * scale[j] + shift[j] > 0.0 else np.float32(0.0)
+            grad_x[i, j] = scale[j] * dz - beta_term[j] - (x[i, j] - mean[j]) * inv_std[j] * gamma_term[j]
+
+
+@njit(parallel=True, cache=True)
+def batch_norm_pool_relu_grad(
+    x: np.ndarray,
+    grad: np.ndarray,
+    out: np.ndarray,
+    argmax: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    beta_term: np.ndarray,
+    gamma_term: np.ndarray,
+    pool_f: int,
+    pool_t: int,
+    grad_squeeze: np.ndarray | None,
+    grad_x: np.ndarray,
+    grad_skip: np.ndarray | None,
+) -> None:
+    """BatchNorm's input gradient on (B, F, T, C) maps under max-pool and ReLU; also the skip's unless it is None.
+
+    dz, the gradient at the pool's input, is the pooled gradient at each window's maximum where the output is
+    positive and 0 elsewhere (also where no window reaches), plus, unless ``grad_squeeze`` (B, C) is None,
+    the squeeze's gradient wherever z > 0. grad_skip = dz and grad_x = scale · dz − beta_term − x̂ · gamma_term.
+    """
+    batch, rows, cols, c = x.shape
+    _, rows_out, cols_out, _ = out.shape
+    for r in prange(batch * rows):
+        b, f = r // rows, r % rows
+        row = f // pool_f
+        for t in range(cols):
+            col = t // pool_t
+            covered = row < rows_out and col < cols_out
+            at = (f % pool_f) * pool_t + t % pool_t
+            for j in range(c):
+                dz = np.float32(0.0)
+                if covered and argmax[b, row, col, j] == at and out[b, row, col, j] > 0.0:
+                    dz = grad[b, row, col, j]
+                if grad_squeeze is not None and x[b, f, t, j] * scale[j] + shift[j] > 0.0:
+                    dz += grad_squeeze[b, j]
+                if grad_skip is not None:
+                    grad_skip[b, f, t, j] = dz
+                x_hat = (x[b, f, t, j] - mean[j]) * inv_std[j]
+                grad_x[b, f, t, j] = scale[j] * dz - beta_term[j] - x_hat * gamma_term[j]
