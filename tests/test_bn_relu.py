@@ -20,6 +20,12 @@ FUSED_EXTRACTORS = ("hcnn", "sincnet", "samplecnn", "samplecnn_se", "samplecnn_r
 SR = 16000
 
 
+@pytest.fixture(autouse=True)
+def fuse_narrow_maps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take the fused path for these small test maps too (in training only maps of 128+ channels take it)."""
+    monkeypatch.setattr(bn_relu, "FUSED_FROM_CHANNELS", 1)
+
+
 def channels_last(rng: np.random.Generator, shape: tuple[int, ...], *, offset: float = 0.0) -> torch.Tensor:
     """A float32 (B, C, F, T) map in channels-last memory that asks for gradients."""
     x = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32) + offset)
@@ -113,6 +119,13 @@ def test_fused_squeeze_equals_torchs_layers(length: int, rng: np.random.Generato
     want = torch.autograd.grad((want_pooled, want_sums), (x, bn_torch.weight, bn_torch.bias), (grad_pooled, grad_sums))
     for got_grad, want_grad in zip(got, want, strict=True):
         torch.testing.assert_close(got_grad, want_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_narrow_maps_run_torchs_layers(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bn_relu, "FUSED_FROM_CHANNELS", 128)
+    wide, narrow = channels_last(rng, (2, 128, 1, 9)), channels_last(rng, (2, 127, 1, 9))
+    assert "BatchNormPoolReLU" in type(batch_norm_relu(wide, batch_norm(128, rng)).grad_fn).__name__
+    assert "BatchNormPoolReLU" not in type(batch_norm_relu(narrow, batch_norm(127, rng)).grad_fn).__name__
 
 
 def test_eval_mode_cuda_like_and_autocast_calls_run_torchs_layers(rng: np.random.Generator) -> None:

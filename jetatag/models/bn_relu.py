@@ -11,9 +11,10 @@ statistics are summed in float64 where torch sums in float32, so the results are
 than torch's own: a paper-width Harmonic-CNN's first block put its float32 outputs 4e-4 from float64's, these
 7e-7.
 
-The fused path runs for float32 channels-last maps through a training-mode BatchNorm on CPU outside
-autocast; anything else (CUDA, evaluation, bf16) runs the same layers as torch ops. Parameters, buffers and
-their updates are :class:`torch.nn.BatchNorm2d`'s.
+The fused path runs for float32 channels-last maps of at least :data:`FUSED_FROM_CHANNELS` channels through a
+training-mode BatchNorm on CPU outside autocast; anything else (CUDA, evaluation, bf16, the demo's narrow
+maps) runs the same layers as torch ops. Parameters, buffers and their updates are
+:class:`torch.nn.BatchNorm2d`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from torch import nn
 from jetatag.models import bn_kernels
 from jetatag.models.common import MaxPool2dSafe, WaveDropout
 
+FUSED_FROM_CHANNELS = 128
+"""Maps with fewer channels run torch's layers: at the demo's width (16-64 channels) the fused op made whole
+training steps slower, 0.63-0.84× as fast (Harmonic-CNN and the Sample-CNN family, 2 cores)."""
 NO_DROPOUT = (0, np.float32(1.0))
 """The threshold and keep scale the kernels take when there is no dropout (its bits are None)."""
 
@@ -73,8 +77,8 @@ def batch_norm_relu_squeeze(
 
 
 def _fusable(x: torch.Tensor, bn: nn.BatchNorm2d, skip: torch.Tensor | None) -> bool:
-    """Whether this call takes the fused CPU path: a float32 channels-last map through a training-mode BatchNorm."""
-    dense = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    """Whether this call takes the fused CPU path: a wide float32 channels-last map, a training-mode BatchNorm."""
+    dense = x.dim() == 4 and x.shape[1] >= FUSED_FROM_CHANNELS and x.is_contiguous(memory_format=torch.channels_last)
     skip_fits = skip is None or (
         skip.shape == x.shape and skip.dtype == x.dtype and skip.is_contiguous(memory_format=torch.channels_last)
     )
