@@ -13,10 +13,10 @@ filterbank instead: fixed, designed for 22,050 Hz, fed to the stem without Batch
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import ModelParams, SincDesign
-from jetatag.models.bn_relu import batch_norm_relu
 from jetatag.models.common import as_rows, scaled
 from jetatag.models.samplecnn import SampleCNNReSE
 from jetatag.models.sinc import A21SincConv, SincConv
@@ -31,7 +31,7 @@ class SincFrontEnd(nn.Module):
         self.bn = nn.BatchNorm2d(n_filters)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:  # (B, L)
-        return batch_norm_relu(as_rows(self.sinc(wave)), self.bn)  # (B, F, 1, L)
+        return F.relu(self.bn(as_rows(self.sinc(wave))), inplace=True)  # (B, F, 1, L)
 
 
 class A21SincFrontEnd(nn.Module):
