@@ -31,6 +31,15 @@ BLOCK_ROWS = 256
 """Rows summed in float32 before the chunk's sum takes them in float64."""
 
 
+@njit(inline="always")
+def flush(block_a: np.ndarray, block_b: np.ndarray, totals_a: np.ndarray, totals_b: np.ndarray, chunk: int) -> None:
+    """Add a chunk's two float32 partial sums (C,) into its float64 totals (CHUNKS, C) and zero them."""
+    for j in range(block_a.size):
+        totals_a[chunk, j] += block_a[j]
+        totals_b[chunk, j] += block_b[j]
+        block_a[j], block_b[j] = 0.0, 0.0
+
+
 @njit(parallel=True, cache=True)
 def shifted_sums(x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per chunk, the sums of (x − shift) and (x − shift)² over the rows of ``x`` (N, C): two (CHUNKS, C) arrays.
@@ -48,13 +57,8 @@ def shifted_sums(x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarr
                 block_sum[j] += d
                 block_square[j] += d * d
             if (i + 1 - chunk * step) % BLOCK_ROWS == 0:
-                for j in range(c):
-                    sums[chunk, j] += block_sum[j]
-                    squares[chunk, j] += block_square[j]
-                    block_sum[j], block_square[j] = 0.0, 0.0
-        for j in range(c):
-            sums[chunk, j] += block_sum[j]
-            squares[chunk, j] += block_square[j]
+                flush(block_sum, block_square, sums, squares, chunk)
+        flush(block_sum, block_square, sums, squares, chunk)
     return sums, squares
 
 
@@ -181,13 +185,8 @@ def relu_grad_sums(
                 block_sum[j] += dz
                 block_product[j] += dz * (x[i, j] - mean[j]) * inv_std[j]
             if (i + 1 - chunk * step) % BLOCK_ROWS == 0:
-                for j in range(c):
-                    sums[chunk, j] += block_sum[j]
-                    products[chunk, j] += block_product[j]
-                    block_sum[j], block_product[j] = 0.0, 0.0
-        for j in range(c):
-            sums[chunk, j] += block_sum[j]
-            products[chunk, j] += block_product[j]
+                flush(block_sum, block_product, sums, products, chunk)
+        flush(block_sum, block_product, sums, products, chunk)
     return sums, products
 
 
