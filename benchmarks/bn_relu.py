@@ -6,7 +6,8 @@ width, batch 16, on CPU in float32, alternating the two in one process (median o
 * Harmonic-CNN's first block, BN → MaxPool (2, 2) → ReLU on 16 × 128 × 128 × 313;
 * its second (residual) block's tail, BN + skip → MaxPool (2, 2) → ReLU on 16 × 128 × 64 × 156;
 * Sample-CNN's first block, BN → MaxPool 3 → ReLU on 16 × 128 × 1 × 19,683;
-* Sample-CNN +Res's first BN → ReLU → Dropout 0.2, and +SE's BN → ReLU → (MaxPool 3, the gate's squeeze).
+* Sample-CNN +Res's first BN → ReLU → Dropout 0.2, and +SE's BN → ReLU → (MaxPool 3, the gate's squeeze);
+* Sample-CNN +Res+SE's first block tail, BN → SE gate + skip → MaxPool 3 → ReLU (gradients for the gate too).
 
     python benchmarks/bn_relu.py --repeats 7
 """
@@ -27,6 +28,7 @@ from torch import nn  # noqa: E402
 
 from jetatag.models import bn_relu  # noqa: E402
 from jetatag.models.common import MaxPool2dSafe, WaveDropout  # noqa: E402
+from jetatag.models.samplecnn import SEGate  # noqa: E402
 
 CASES = {  # name: ((B, C, F, T), pool window or None, with skip, tail kind)
     "hcnn block 1": ((16, 128, 128, 313), (2, 2), False, "pool"),
@@ -34,11 +36,13 @@ CASES = {  # name: ((B, C, F, T), pool window or None, with skip, tail kind)
     "samplecnn block 1": ((16, 128, 1, 19683), (1, 3), False, "pool"),
     "samplecnn +Res bn1 + dropout": ((16, 128, 1, 19683), None, False, "dropout"),
     "samplecnn +SE block 1 (squeeze)": ((16, 128, 1, 19683), (1, 3), False, "squeeze"),
+    "samplecnn +Res+SE block 1 (gate + skip)": ((16, 128, 1, 19683), (1, 3), True, "gate"),
 }
 
 
-def tail(kind: str, fused: bool) -> Callable[..., tuple[torch.Tensor, ...]]:
-    """The block tail of ``kind``, fused or as torch's layers (the fused op with its fast path switched off)."""
+def tail(kind: str, fused: bool, se: SEGate | None) -> Callable[..., tuple[torch.Tensor, ...]]:
+    """The block tail of ``kind``, fused or as torch's layers (the fused op with its fast path switched off);
+    the "gate" tail runs the SE gate ``se``."""
 
     def run(
         x: torch.Tensor, bn: nn.BatchNorm2d, pool: MaxPool2dSafe | None, skip: torch.Tensor | None
@@ -49,6 +53,8 @@ def tail(kind: str, fused: bool) -> Callable[..., tuple[torch.Tensor, ...]]:
         try:
             if kind == "squeeze":
                 return bn_relu.batch_norm_relu_squeeze(x, bn, pool)
+            if kind == "gate":
+                return (bn_relu.batch_norm_gate_relu(x, bn, se, pool=pool, skip=skip),)
             dropout = WaveDropout(0.2) if kind == "dropout" else None
             return (bn_relu.batch_norm_relu(x, bn, pool=pool, skip=skip, dropout=dropout),)
         finally:
@@ -63,9 +69,9 @@ def step_ms(
     bn: nn.BatchNorm2d,
     pool: MaxPool2dSafe | None,
     skip: torch.Tensor | None,
+    inputs: list[torch.Tensor],
 ) -> float:
-    """One forward + backward of ``run``, in ms."""
-    inputs = [x, bn.weight, bn.bias] + ([skip] if skip is not None else [])
+    """One forward + backward of ``run`` (gradients for ``inputs``), in ms."""
     start = time.perf_counter()
     outputs = run(x, bn, pool, skip)
     torch.autograd.grad(outputs, inputs, [torch.ones_like(out) for out in outputs])
@@ -84,10 +90,12 @@ def main() -> None:
         x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
         skip = torch.randn_like(x).requires_grad_() if with_skip else None
         bn, pool = nn.BatchNorm2d(shape[1]), MaxPool2dSafe(window) if window else None
+        se = SEGate(shape[1]) if kind == "gate" else None
+        inputs = [x, bn.weight, bn.bias, *([skip] if skip is not None else []), *(se.parameters() if se else [])]
         times: dict[bool, list[float]] = {True: [], False: []}
         for repeat in range(args.repeats + 1):
             for fused in (repeat % 2 == 0, repeat % 2 == 1):  # the order swaps every round
-                ms = step_ms(tail(kind, fused), x, bn, pool, skip)
+                ms = step_ms(tail(kind, fused, se), x, bn, pool, skip, inputs)
                 if repeat:
                     times[fused].append(ms)
         plain, fused = statistics.median(times[False]), statistics.median(times[True])

@@ -13,8 +13,9 @@ from torch import nn
 
 from jetatag.config import ModelParams
 from jetatag.models import bn_relu, build_extractor
-from jetatag.models.bn_relu import batch_norm_relu, batch_norm_relu_squeeze
+from jetatag.models.bn_relu import batch_norm_gate_relu, batch_norm_relu, batch_norm_relu_squeeze
 from jetatag.models.common import MaxPool2dSafe, WaveDropout
+from jetatag.models.samplecnn import SEGate
 
 FUSED_EXTRACTORS = ("hcnn", "sincnet", "samplecnn", "samplecnn_se", "samplecnn_res", "samplecnn_rese")
 SR = 16000
@@ -39,6 +40,11 @@ def batch_norm(channels: int, rng: np.random.Generator) -> nn.BatchNorm2d:
         bn.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, channels).astype(np.float32)))
         bn.bias.copy_(torch.from_numpy(rng.uniform(-0.5, 0.5, channels).astype(np.float32)))
     return bn
+
+
+def ran_fused(out: torch.Tensor) -> bool:
+    """Whether ``out`` came from one of the fused ops (its grad_fn is theirs, not torch's BatchNorm, pool or ReLU)."""
+    return out.grad_fn is not None and type(out.grad_fn).__name__.startswith("_BatchNorm")
 
 
 def torch_layers(
@@ -68,7 +74,7 @@ def test_fused_op_equals_torchs_layers(
     pool_layer = MaxPool2dSafe(pool) if pool else None
     inputs = [x, bn.weight, bn.bias] + ([skip] if skip is not None else [])
     out = batch_norm_relu(x, bn, pool=pool_layer, skip=skip)
-    assert out.grad_fn is not None and "BatchNormPoolReLU" in type(out.grad_fn).__name__  # the fused path ran
+    assert ran_fused(out)
     expected = torch_layers(x, bn_torch, pool_layer, skip)
     assert out.shape == expected.shape and out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
@@ -88,7 +94,7 @@ def test_fused_dropout_draws_and_applies_wave_dropouts_mask(rng: np.random.Gener
     bn_torch = copy.deepcopy(bn)
     torch.manual_seed(5)
     out = batch_norm_relu(x, bn, dropout=dropout)
-    assert "BatchNormPoolReLU" in type(out.grad_fn).__name__
+    assert ran_fused(out)
     torch.manual_seed(5)
     expected = dropout(F.relu(bn_torch(x)))
     passed = F.relu(bn_torch(x)) > 0
@@ -108,7 +114,7 @@ def test_fused_squeeze_equals_torchs_layers(length: int, rng: np.random.Generato
     bn, pool = batch_norm(8, rng), MaxPool2dSafe((1, 3))
     bn_torch = copy.deepcopy(bn)
     pooled, sums = batch_norm_relu_squeeze(x, bn, pool)
-    assert "BatchNormPoolReLU" in type(pooled.grad_fn).__name__
+    assert ran_fused(pooled)
     y = F.relu(bn_torch(x))
     want_pooled, want_sums = pool(y), y.sum(dim=(2, 3))
     torch.testing.assert_close(pooled, want_pooled, rtol=1e-5, atol=1e-5)
@@ -121,24 +127,55 @@ def test_fused_squeeze_equals_torchs_layers(length: int, rng: np.random.Generato
         torch.testing.assert_close(got_grad, want_grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("length", [27, 29])
+def test_fused_gate_tail_equals_torchs_layers(length: int, rng: np.random.Generator) -> None:
+    x = channels_last(rng, (4, 8, 1, length), offset=2.0)
+    skip = channels_last(rng, (4, 8, 1, length))
+    bn, pool = batch_norm(8, rng), MaxPool2dSafe((1, 3))
+    torch.manual_seed(3)
+    se = SEGate(8, ratio=2)
+    bn_torch, se_torch = copy.deepcopy(bn), copy.deepcopy(se)
+    out = batch_norm_gate_relu(x, bn, se, pool=pool, skip=skip)
+    assert ran_fused(out)
+    z = bn_torch(x)
+    expected = F.relu(pool(skip + z * se_torch(z)))  # the Res+SE block's tail as torch's layers
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad_out = torch.from_numpy(rng.standard_normal(tuple(out.shape), dtype=np.float32))
+    got = torch.autograd.grad(out, (x, bn.weight, bn.bias, skip, *se.parameters()), grad_out)
+    want = torch.autograd.grad(expected, (x, bn_torch.weight, bn_torch.bias, skip, *se_torch.parameters()), grad_out)
+    for got_grad, want_grad in zip(got, want, strict=True):
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-4, atol=1e-5)
+    for name in ("running_mean", "running_var"):
+        torch.testing.assert_close(getattr(bn, name), getattr(bn_torch, name), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_gate_tail_leaves_frozen_gate_parameters_without_gradients(rng: np.random.Generator) -> None:
+    x, skip = channels_last(rng, (4, 8, 1, 27), offset=1.0), channels_last(rng, (4, 8, 1, 27))
+    bn, se = batch_norm(8, rng), SEGate(8, ratio=2)
+    se.requires_grad_(False)
+    batch_norm_gate_relu(x, bn, se, pool=MaxPool2dSafe((1, 3)), skip=skip).sum().backward()
+    assert all(p.grad is None for p in se.parameters())
+    assert x.grad is not None and skip.grad is not None and bn.weight.grad is not None
+
+
 def test_narrow_maps_run_torchs_layers(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bn_relu, "FUSED_FROM_CHANNELS", 128)
     wide, narrow = channels_last(rng, (2, 128, 1, 9)), channels_last(rng, (2, 127, 1, 9))
-    assert "BatchNormPoolReLU" in type(batch_norm_relu(wide, batch_norm(128, rng)).grad_fn).__name__
-    assert "BatchNormPoolReLU" not in type(batch_norm_relu(narrow, batch_norm(127, rng)).grad_fn).__name__
+    assert ran_fused(batch_norm_relu(wide, batch_norm(128, rng)))
+    assert not ran_fused(batch_norm_relu(narrow, batch_norm(127, rng)))
 
 
 def test_eval_mode_cuda_like_and_autocast_calls_run_torchs_layers(rng: np.random.Generator) -> None:
     x = channels_last(rng, (2, 4, 1, 12))
     bn = batch_norm(4, rng).eval()
     out = batch_norm_relu(x, bn, pool=MaxPool2dSafe((1, 3)))
-    assert "BatchNormPoolReLU" not in type(out.grad_fn).__name__
+    assert not ran_fused(out)
     assert torch.equal(out, torch_layers(x, bn, MaxPool2dSafe((1, 3)), None))
     bn.train()
     contiguous = x.detach().contiguous().requires_grad_()  # (B, C, F, T) layout: not the kernels' channels-last
-    assert "BatchNormPoolReLU" not in type(batch_norm_relu(contiguous, bn).grad_fn).__name__
+    assert not ran_fused(batch_norm_relu(contiguous, bn))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert "BatchNormPoolReLU" not in type(batch_norm_relu(x, bn).grad_fn).__name__
+        assert not ran_fused(batch_norm_relu(x, bn))
 
 
 def test_nan_in_a_channel_reaches_the_output_as_with_torch(rng: np.random.Generator) -> None:

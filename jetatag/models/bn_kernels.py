@@ -1,10 +1,11 @@
 """Numba kernels behind :mod:`jetatag.models.bn_relu`: BatchNorm statistics, normalise-(pool-)ReLU and gradients.
 
-Arrays are channels-last maps seen as NumPy views: (B, F, T, C) maps or (N, C) rows, C-contiguous float32,
-channels innermost so each loop over C vectorises. z = x · scale + shift is the BatchNorm output, x̂ =
-(x − mean) · inv_std its normalised input. Sums over rows run over a fixed number of chunks, each in the same
-order whatever the thread count, and the caller adds the chunks' partial sums in float64: results do not
-depend on how many threads run. ReLU masks are recomputed from x with the forward's own float32 arithmetic
+Arrays are channels-last maps seen as NumPy views: (B, F, T, C) maps, their (B, F·T, C) signals or (N, C)
+rows, C-contiguous float32, channels innermost so each loop over C vectorises. z = x · scale + shift is the
+BatchNorm output, x̂ = (x − mean) · inv_std its normalised input. Sums run over a fixed number of chunks of
+each signal, each in the same order whatever the thread count, and the caller adds the chunks' partial sums in
+float64: results do not depend on how many threads run, and per-signal sums (an SE gate's squeeze) come
+with the per-channel ones. ReLU masks are recomputed from x with the forward's own float32 arithmetic
 rather than stored. Optional arrays are None when absent: numba compiles each combination apart and drops
 the branches on them, which kept the loops vectorised (a branch on an empty array's size made a reduction
 5× slower).
@@ -26,46 +27,49 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 CHUNKS = 64
-"""Row chunks of a sum: enough for any thread count to share out, few enough to add up at once."""
+"""Chunks of each signal's rows in a sum: enough for any thread count to share out, few enough to add up at once."""
 BLOCK_ROWS = 256
 """Rows summed in float32 before the chunk's sum takes them in float64."""
 
 
 @njit(inline="always")
-def flush(block_a: np.ndarray, block_b: np.ndarray, totals_a: np.ndarray, totals_b: np.ndarray, chunk: int) -> None:
-    """Add a chunk's two float32 partial sums (C,) into its float64 totals (CHUNKS, C) and zero them."""
-    for j in range(block_a.size):
-        totals_a[chunk, j] += block_a[j]
-        totals_b[chunk, j] += block_b[j]
-        block_a[j], block_b[j] = 0.0, 0.0
+def flush(block: np.ndarray, totals: np.ndarray) -> None:
+    """Add float32 partial sums ``block`` (C,) into their float64 ``totals`` (C,) and zero them."""
+    for j in range(block.size):
+        totals[j] += block[j]
+        block[j] = 0.0
 
 
 @njit(parallel=True, cache=True)
 def shifted_sums(x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per chunk, the sums of (x − shift) and (x − shift)² over the rows of ``x`` (N, C): two (CHUNKS, C) arrays.
+    """Per signal and chunk, the sums of (x − shift) and (x − shift)² over the rows of ``x`` (B, N, C): two
+    (B, CHUNKS, C) arrays.
 
     Shifting by a sample of each channel keeps E[d²] − E[d]² accurate when the mean dwarfs the spread.
     """
-    n, c = x.shape
-    sums, squares = np.zeros((CHUNKS, c)), np.zeros((CHUNKS, c))
+    batch, n, c = x.shape
+    sums, squares = np.zeros((batch, CHUNKS, c)), np.zeros((batch, CHUNKS, c))
     step = (n + CHUNKS - 1) // CHUNKS
-    for chunk in prange(CHUNKS):
+    for task in prange(batch * CHUNKS):
+        b, chunk = task // CHUNKS, task % CHUNKS
         block_sum, block_square = np.zeros(c, np.float32), np.zeros(c, np.float32)
         for i in range(chunk * step, min(n, (chunk + 1) * step)):
             for j in range(c):
-                d = x[i, j] - shift[j]
+                d = x[b, i, j] - shift[j]
                 block_sum[j] += d
                 block_square[j] += d * d
             if (i + 1 - chunk * step) % BLOCK_ROWS == 0:
-                flush(block_sum, block_square, sums, squares, chunk)
-        flush(block_sum, block_square, sums, squares, chunk)
+                flush(block_sum, sums[b, chunk])
+                flush(block_square, squares[b, chunk])
+        flush(block_sum, sums[b, chunk])
+        flush(block_square, squares[b, chunk])
     return sums, squares
 
 
 @njit(inline="always")
-def dropout_factor(bits: np.ndarray, i: int, j: int, threshold: int, keep_scale: np.float32) -> np.float32:
-    """What dropout multiplies element (i, j) by: ``keep_scale`` where its random bits are ≥ threshold, else 0."""
-    return keep_scale if bits[i, j] >= threshold else np.float32(0.0)
+def dropout_factor(bits: np.int16, threshold: int, keep_scale: np.float32) -> np.float32:
+    """What dropout multiplies an element by: ``keep_scale`` where its random ``bits`` are ≥ threshold, else 0."""
+    return keep_scale if bits >= threshold else np.float32(0.0)
 
 
 @njit(parallel=True, cache=True)
@@ -85,7 +89,7 @@ def normalize_relu(
             z = x[i, j] * scale[j] + shift[j]
             y = np.float32(0.0) if z < 0.0 else z
             if bits is not None:
-                y *= dropout_factor(bits, i, j, threshold, keep_scale)
+                y *= dropout_factor(bits[i, j], threshold, keep_scale)
             out[i, j] = y
 
 
@@ -94,6 +98,7 @@ def normalize_pool_relu(
     x: np.ndarray,
     scale: np.ndarray,
     shift: np.ndarray,
+    gate: np.ndarray | None,
     skip: np.ndarray | None,
     pool_f: int,
     pool_t: int,
@@ -104,11 +109,11 @@ def normalize_pool_relu(
     inv_std: np.ndarray,
     squeeze: np.ndarray | None,
 ) -> None:
-    """out = relu(max-pool(z [+ skip])) on (B, F, T, C) maps; ``skip`` is added unless it is None.
+    """out = relu(max-pool(z · gate + skip)) on (B, F, T, C) maps, without ``gate`` (B, C) or ``skip`` when None.
 
     Also writes, per output, x at the window's maximum (``x_at_max``) and the maximum's place in the window
     (``argmax``, row-major in the pool_f × pool_t window): the gradient needs nothing else. NaN wins a window,
-    as in torch's max-pool. Unless ``squeeze`` (B, 3, C) is None (else F must be 1 and there is no skip), it
+    as in torch's max-pool. Unless ``squeeze`` (B, 3, C) is None (else F must be 1, with no gate or skip), it
     receives each signal's sums over time of relu(z), of [z > 0] and of [z > 0] · x̂: an SE gate's squeeze and
     what its gradient needs.
     """
@@ -126,6 +131,8 @@ def normalize_pool_relu(
                     f, t = row * pool_f + i, col * pool_t + k
                     for j in range(c):
                         z = x[b, f, t, j] * scale[j] + shift[j]
+                        if gate is not None:
+                            z *= gate[b, j]
                         if skip is not None:
                             z += skip[b, f, t, j]
                         if z > best[j] or (np.isnan(z) and not np.isnan(best[j])):
@@ -135,20 +142,19 @@ def normalize_pool_relu(
                 out[b, row, col, j] = 0.0 if best[j] < 0.0 else best[j]
                 x_at_max[b, row, col, j] = best_x[j]
                 argmax[b, row, col, j] = best_at[j]
-        if squeeze is not None:
-            block = np.zeros((3, c), np.float32)  # summed in float32 over BLOCK_ROWS samples, then in float64
+        if squeeze is not None:  # summed in float32 over BLOCK_ROWS samples, then in float64
+            relu_sum, active, active_x_hat = np.zeros(c, np.float32), np.zeros(c, np.float32), np.zeros(c, np.float32)
             for t in range(cols):
                 for j in range(c):
                     z = x[b, 0, t, j] * scale[j] + shift[j]
                     positive = z > 0.0
-                    block[0, j] += z if positive else np.float32(0.0)
-                    block[1, j] += np.float32(1.0) if positive else np.float32(0.0)
-                    block[2, j] += (x[b, 0, t, j] - mean[j]) * inv_std[j] if positive else np.float32(0.0)
+                    relu_sum[j] += z if positive else np.float32(0.0)
+                    active[j] += np.float32(1.0) if positive else np.float32(0.0)
+                    active_x_hat[j] += (x[b, 0, t, j] - mean[j]) * inv_std[j] if positive else np.float32(0.0)
                 if (t + 1) % BLOCK_ROWS == 0 or t == cols - 1:
-                    for k in range(3):
-                        for j in range(c):
-                            squeeze[b, k, j] += block[k, j]
-                            block[k, j] = 0.0
+                    flush(relu_sum, squeeze[b, 0])
+                    flush(active, squeeze[b, 1])
+                    flush(active_x_hat, squeeze[b, 2])
 
 
 @njit(parallel=True, cache=True)
@@ -164,29 +170,33 @@ def relu_grad_sums(
     mean: np.ndarray,
     inv_std: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per chunk, the sums of dz and dz · x̂ over rows (N, C): BatchNorm's β and γ gradients.
+    """Per signal and chunk, the sums of dz and dz · x̂ over the rows of signals (B, N, C): (B, CHUNKS, C) each,
+    whose totals are BatchNorm's β and γ gradients.
 
     dz = grad (times the dropout factor, with ``bits``) where the ReLU passed: out > 0, or z > 0 if ``out`` is
     None. For a pooled map only the windows' maxima carry gradient, so the rows are the pooled outputs and x
     the input at each maximum.
     """
-    n, c = grad.shape
-    sums, products = np.zeros((CHUNKS, c)), np.zeros((CHUNKS, c))
+    batch, n, c = grad.shape
+    sums, products = np.zeros((batch, CHUNKS, c)), np.zeros((batch, CHUNKS, c))
     step = (n + CHUNKS - 1) // CHUNKS
-    for chunk in prange(CHUNKS):
+    for task in prange(batch * CHUNKS):
+        b, chunk = task // CHUNKS, task % CHUNKS
         block_sum, block_product = np.zeros(c, np.float32), np.zeros(c, np.float32)
         for i in range(chunk * step, min(n, (chunk + 1) * step)):
             for j in range(c):
-                active = x[i, j] * scale[j] + shift[j] > 0.0 if out is None else out[i, j] > 0.0
-                g = grad[i, j]
+                active = x[b, i, j] * scale[j] + shift[j] > 0.0 if out is None else out[b, i, j] > 0.0
+                g = grad[b, i, j]
                 if bits is not None:
-                    g *= dropout_factor(bits, i, j, threshold, keep_scale)
+                    g *= dropout_factor(bits[b, i, j], threshold, keep_scale)
                 dz = g if active else np.float32(0.0)
                 block_sum[j] += dz
-                block_product[j] += dz * (x[i, j] - mean[j]) * inv_std[j]
+                block_product[j] += dz * (x[b, i, j] - mean[j]) * inv_std[j]
             if (i + 1 - chunk * step) % BLOCK_ROWS == 0:
-                flush(block_sum, block_product, sums, products, chunk)
-        flush(block_sum, block_product, sums, products, chunk)
+                flush(block_sum, sums[b, chunk])
+                flush(block_product, products[b, chunk])
+        flush(block_sum, sums[b, chunk])
+        flush(block_product, products[b, chunk])
     return sums, products
 
 
@@ -212,7 +222,7 @@ def batch_norm_relu_grad(
         for j in range(c):
             g = grad[i, j]
             if bits is not None:
-                g *= dropout_factor(bits, i, j, threshold, keep_scale)
+                g *= dropout_factor(bits[i, j], threshold, keep_scale)
             dz = g if x[i, j] * scale[j] + shift[j] > 0.0 else np.float32(0.0)
             grad_x[i, j] = scale[j] * dz - beta_term[j] - (x[i, j] - mean[j]) * inv_std[j] * gamma_term[j]
 
@@ -231,15 +241,17 @@ def batch_norm_pool_relu_grad(
     gamma_term: np.ndarray,
     pool_f: int,
     pool_t: int,
+    gate: np.ndarray | None,
     grad_squeeze: np.ndarray | None,
     grad_x: np.ndarray,
     grad_skip: np.ndarray | None,
 ) -> None:
-    """BatchNorm's input gradient on (B, F, T, C) maps under max-pool and ReLU; also the skip's unless it is None.
+    """BatchNorm's input gradient on (B, F, T, C) maps under (gate,) max-pool and ReLU; also the skip's unless None.
 
-    dz, the gradient at the pool's input, is the pooled gradient at each window's maximum where the output is
-    positive and 0 elsewhere (also where no window reaches), plus, unless ``grad_squeeze`` (B, C) is None,
-    the squeeze's gradient wherever z > 0. grad_skip = dz and grad_x = scale · dz − beta_term − x̂ · gamma_term.
+    The gradient at the pool's input is the pooled gradient at each window's maximum where the output is
+    positive and 0 elsewhere (also where no window reaches); it is the skip's. dz, z's, is that times ``gate``
+    (B, C) unless it is None, plus, unless ``grad_squeeze`` (B, C) is None, the squeeze's gradient wherever
+    z > 0. grad_x = scale · dz − beta_term − x̂ · gamma_term, with ``beta_term`` per signal (B, C).
     """
     batch, rows, cols, c = x.shape
     _, rows_out, cols_out, _ = out.shape
@@ -251,12 +263,13 @@ def batch_norm_pool_relu_grad(
             covered = row < rows_out and col < cols_out
             at = (f % pool_f) * pool_t + t % pool_t
             for j in range(c):
-                dz = np.float32(0.0)
+                routed = np.float32(0.0)
                 if covered and argmax[b, row, col, j] == at and out[b, row, col, j] > 0.0:
-                    dz = grad[b, row, col, j]
+                    routed = grad[b, row, col, j]
+                dz = routed if gate is None else routed * gate[b, j]
                 if grad_squeeze is not None and x[b, f, t, j] * scale[j] + shift[j] > 0.0:
                     dz += grad_squeeze[b, j]
                 if grad_skip is not None:
-                    grad_skip[b, f, t, j] = dz
+                    grad_skip[b, f, t, j] = routed
                 x_hat = (x[b, f, t, j] - mean[j]) * inv_std[j]
-                grad_x[b, f, t, j] = scale[j] * dz - beta_term[j] - x_hat * gamma_term[j]
+                grad_x[b, f, t, j] = scale[j] * dz - beta_term[b, j] - x_hat * gamma_term[j]

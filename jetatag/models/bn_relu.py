@@ -10,7 +10,9 @@ each: forward + backward of Harmonic-CNN's first block tail took 118 instead of 
 instead of 148 (``benchmarks/bn_relu.py``). The statistics are summed in float64 where torch sums in
 float32, so the results are closer to exact arithmetic than torch's own: on a random map the size of
 Harmonic-CNN's first block (16 × 128 × 128 × 313), torch's BN → pool → ReLU lay up to 4e-4 from float64's
-and this op's 7e-7.
+and this op's 7e-7. The Res+SE block's tail, relu(pool(skip + z · gate(mean z))) with z = bn(x), is one
+such op too (:func:`batch_norm_gate_relu`): the statistics pass also yields each signal's mean of z, the
+gate's input, and the gate's small MLP runs inside the op.
 
 The fused path runs for float32 channels-last maps of at least :data:`FUSED_FROM_CHANNELS` channels through a
 training-mode BatchNorm on CPU outside autocast; anything else (CUDA, evaluation, bf16, the demo's narrow
@@ -20,7 +22,8 @@ maps) runs the same layers as torch ops. Parameters, buffers and their updates a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol
 
 import numba
 import numpy as np
@@ -29,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetatag.models import bn_kernels
-from jetatag.models.common import MaxPool2dSafe, WaveDropout
+from jetatag.models.common import MaxPool2dSafe, WaveDropout, time_sums
 
 FUSED_FROM_CHANNELS = 128
 """Maps with fewer channels run torch's layers: at the demo's width (16-64 channels) the fused op made whole
@@ -57,10 +60,12 @@ def batch_norm_relu(
             z = skip + z
         y = F.relu(z if pool is None else pool(z), inplace=True)
         return y if dropout is None else dropout(y)
-    window = pool.window(x) if pool is not None else (1, 1)
     stats = _batch_stats(x, bn)
-    drop = (dropout.random_bits(x), dropout.threshold, dropout.keep_scale) if drops else None
-    return _BatchNormPoolReLU.apply(x, bn.weight, bn.bias, skip, *stats, window, False, drop)
+    if pool is None and skip is None:
+        drop = (dropout.random_bits(x), dropout.threshold, dropout.keep_scale) if drops else None
+        return _BatchNormReLU.apply(x, bn.weight, bn.bias, stats, drop)
+    window = pool.window(x) if pool is not None else (1, 1)
+    return _BatchNormPoolReLU.apply(x, bn.weight, bn.bias, skip, stats, window, False)
 
 
 def batch_norm_relu_squeeze(
@@ -70,10 +75,34 @@ def batch_norm_relu_squeeze(
     its gate's squeeze (times T); (B, C, 1, T // k) and (B, C)."""
     if not _fusable(x, bn, None) or x.shape[2] != 1:
         y = F.relu(bn(x), inplace=True)
-        # the sums over time as sums over the (B, 1, T, C) view of channels-last rows, whose gradient is a
-        # broadcast in that layout (over dims (2, 3) it would come back contiguous, and copying it costs more)
-        return pool(y), y.permute(0, 2, 3, 1).sum(dim=(1, 2))
-    return _BatchNormPoolReLU.apply(x, bn.weight, bn.bias, None, *_batch_stats(x, bn), pool.window(x), True, None)
+        return pool(y), time_sums(y)
+    return _BatchNormPoolReLU.apply(x, bn.weight, bn.bias, None, _batch_stats(x, bn), pool.window(x), True)
+
+
+class Gate(Protocol):
+    """An SE gate: (B, C, 1, 1) channel weights for (B, C, 1, T) rows, from their time averages."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def excitation(self, squeezed: torch.Tensor) -> torch.Tensor:
+        """The gate (B, C, 1, 1) for the time averages ``squeezed`` (B, C)."""
+        ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+
+def batch_norm_gate_relu(
+    x: torch.Tensor, bn: nn.BatchNorm2d, se: Gate, *, pool: MaxPool2dSafe, skip: torch.Tensor
+) -> torch.Tensor:
+    """relu(pool(skip + z · se(z))) for z = bn(x) on (B, C, 1, T) rows: the Res+SE block's tail, its gate
+    squeezing the residual branch before the addition; (B, C, 1, T // k)."""
+    if not _fusable(x, bn, skip) or x.shape[2] != 1:
+        z = bn(x)
+        z = z * se(z)
+        return F.relu(pool(skip + z), inplace=True)
+    return _BatchNormGatePoolReLU.apply(
+        x, bn.weight, bn.bias, skip, _batch_stats(x, bn), pool.window(x), se, *se.parameters()
+    )
 
 
 def _fusable(x: torch.Tensor, bn: nn.BatchNorm2d, skip: torch.Tensor | None) -> bool:
@@ -108,25 +137,39 @@ def _flat(x: torch.Tensor) -> np.ndarray:
     return _rows(x).reshape(-1, x.shape[1])
 
 
+def _signals(x: torch.Tensor) -> np.ndarray:
+    """A channels-last (B, C, F, T) tensor as (B, F·T, C): each signal's rows (no copy)."""
+    return _rows(x).reshape(x.shape[0], -1, x.shape[1])
+
+
 def _use_torch_threads() -> None:
     """Run the kernels on as many threads as torch uses."""
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
-def _batch_stats(x: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
-    """The batch's per-channel mean and 1/std in float64; moves ``bn``'s running statistics toward them."""
+class BatchStats(NamedTuple):
+    """A batch's BatchNorm statistics in float64: per channel (C,), and each signal's mean (B, C)."""
+
+    mean: np.ndarray
+    inv_std: np.ndarray
+    signal_means: np.ndarray
+
+
+def _batch_stats(x: torch.Tensor, bn: nn.BatchNorm2d) -> BatchStats:
+    """The batch's statistics; moves ``bn``'s running statistics toward them."""
     count = x.numel() // x.shape[1]
     if count <= 1:
         raise ValueError(f"BatchNorm needs more than 1 value per channel when training, got input size {x.shape}")
     _use_torch_threads()
-    rows = _flat(x)
-    shift = rows[0].copy()
-    sums, squares = bn_kernels.shifted_sums(rows, shift)
-    mean_shifted = sums.sum(axis=0) / count
-    var = np.maximum(squares.sum(axis=0) / count - mean_shifted**2, 0.0)  # biased, as BatchNorm normalises
+    signals = _signals(x)  # (B, F·T, C)
+    shift = signals[0, 0].copy()
+    sums, squares = bn_kernels.shifted_sums(signals, shift)  # (B, CHUNKS, C) each
+    signal_sums = sums.sum(axis=1)  # (B, C)
+    mean_shifted = signal_sums.sum(axis=0) / count
+    var = np.maximum(squares.sum(axis=(0, 1)) / count - mean_shifted**2, 0.0)  # biased, as BatchNorm normalises
     mean = mean_shifted + shift
     _update_running_stats(bn, mean, var * count / (count - 1))
-    return mean, 1.0 / np.sqrt(var + bn.eps)
+    return BatchStats(mean, 1.0 / np.sqrt(var + bn.eps), signal_sums / signals.shape[1] + shift)
 
 
 @torch.no_grad()
@@ -140,9 +183,139 @@ def _update_running_stats(bn: nn.BatchNorm2d, mean: np.ndarray, unbiased_var: np
     bn.running_var.mul_(1 - factor).add_(torch.from_numpy(unbiased_var).to(bn.running_var.dtype), alpha=factor)
 
 
+def _coefficients(weight: torch.Tensor, bias: torch.Tensor, stats: BatchStats) -> list[np.ndarray]:
+    """float32 (C,) scale, shift, mean and 1/std: z = x · scale + shift, x̂ = (x − mean) · 1/std."""
+    scale = weight.detach().double().numpy() * stats.inv_std
+    shift = bias.detach().double().numpy() - stats.mean * scale
+    return [v.astype(np.float32) for v in (scale, shift, stats.mean, stats.inv_std)]
+
+
+def _pool_forward(
+    x: torch.Tensor,
+    coefficients: list[np.ndarray],
+    window: tuple[int, int],
+    *,
+    gate: np.ndarray | None = None,
+    skip: torch.Tensor | None = None,
+    squeeze: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """relu(pool(z · gate + skip)) (B, C, F / pf, T / pt) channels-last, x at each window's maximum (same shape),
+    and the maximum's place in its window (B, F / pf, T / pt, C) uint8; ``squeeze`` gets what the kernel says."""
+    batch, channels, rows, cols = x.shape
+    pooled = (batch, channels, rows // window[0], cols // window[1])
+    out = torch.empty(pooled, memory_format=torch.channels_last)
+    x_at_max = torch.empty_like(out)
+    argmax = torch.empty((batch, *pooled[2:], channels), dtype=torch.uint8)
+    bn_kernels.normalize_pool_relu(
+        _rows(x),
+        *coefficients[:2],
+        gate,
+        None if skip is None else _rows(skip),
+        *window,
+        _rows(out),
+        _rows(x_at_max),
+        argmax.numpy(),
+        *coefficients[2:],
+        squeeze,
+    )
+    return out, x_at_max, argmax
+
+
+def _routed_sums(
+    grad: torch.Tensor, out: torch.Tensor, x_at_max: torch.Tensor, coefficients: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per signal (B, C), the sums of the gradient the pool routes back and of it times x̂ at the maximum."""
+    sums, products = bn_kernels.relu_grad_sums(
+        _signals(grad), _signals(x_at_max), _signals(out), None, *NO_DROPOUT, *coefficients
+    )
+    return sums.sum(axis=1), products.sum(axis=1)
+
+
+def _pool_backward(
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    out: torch.Tensor,
+    argmax: torch.Tensor,
+    coefficients: list[np.ndarray],
+    beta_term: np.ndarray,  # (B, C)
+    gamma_term: np.ndarray,  # (C,)
+    window: tuple[int, int],
+    *,
+    gate: np.ndarray | None = None,
+    grad_squeeze: np.ndarray | None = None,
+    with_skip: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x's gradient through BatchNorm, (gate,) pool and ReLU, and the skip's when ``with_skip``."""
+    grad_x = torch.empty_like(x)
+    grad_skip = torch.empty_like(x) if with_skip else None
+    bn_kernels.batch_norm_pool_relu_grad(
+        _rows(x),
+        _rows(grad),
+        _rows(out),
+        argmax.numpy(),
+        *coefficients,
+        beta_term.astype(np.float32),
+        gamma_term.astype(np.float32),
+        *window,
+        gate,
+        grad_squeeze,
+        _rows(grad_x),
+        None if grad_skip is None else _rows(grad_skip),
+    )
+    return grad_x, grad_skip
+
+
+class _BatchNormReLU(torch.autograd.Function):
+    """relu(γ·x̂ + β), then dropout by the given random bits unless None, given the batch's statistics;
+    gradients for x, γ and β."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,  # (B, C, F, T) channels-last
+        weight: torch.Tensor,  # (C,) γ
+        bias: torch.Tensor,  # (C,) β
+        stats: BatchStats,
+        dropout: tuple[torch.Tensor, int, float] | None,  # (numel,) int16 random bits, threshold, keep scale
+    ) -> torch.Tensor:
+        ctx.coefficients = _coefficients(weight, bias, stats)
+        ctx.dropout = NO_DROPOUT if dropout is None else (dropout[1], np.float32(dropout[2]))
+        out = torch.empty_like(x)
+        bits = None if dropout is None else dropout[0].view(-1, x.shape[1])  # (N, C) int16, as x's rows
+        bn_kernels.normalize_relu(_flat(x), *ctx.coefficients[:2], _numpy(bits), *ctx.dropout, _flat(out))
+        ctx.save_for_backward(x, bits)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        _use_torch_threads()
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        x, bits = ctx.saved_tensors
+        batch, channels = x.shape[:2]
+        bits = _numpy(bits)  # (N, C) int16 or None
+        signal_bits = None if bits is None else bits.reshape(batch, -1, channels)
+        sums, products = bn_kernels.relu_grad_sums(
+            _signals(grad), _signals(x), None, signal_bits, *ctx.dropout, *ctx.coefficients
+        )
+        grad_beta, grad_gamma = sums.sum(axis=(0, 1)), products.sum(axis=(0, 1))
+        scale, count = ctx.coefficients[0], x.numel() // channels
+        grad_x = torch.empty_like(x)
+        bn_kernels.batch_norm_relu_grad(
+            _flat(x),
+            _flat(grad),
+            bits,
+            *ctx.dropout,
+            *ctx.coefficients,
+            (scale * grad_beta / count).astype(np.float32),
+            (scale * grad_gamma / count).astype(np.float32),
+            _flat(grad_x),
+        )
+        return grad_x, _as_float32(grad_gamma), _as_float32(grad_beta), None, None
+
+
 class _BatchNormPoolReLU(torch.autograd.Function):
     """relu(pool(γ·x̂ + β [+ skip])), and with ``squeeze`` its sums over time before the pool, given the batch's
-    mean and 1/std; gradients for x, γ, β and skip."""
+    statistics; gradients for x, γ, β and skip."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -151,41 +324,14 @@ class _BatchNormPoolReLU(torch.autograd.Function):
         weight: torch.Tensor,  # (C,) γ
         bias: torch.Tensor,  # (C,) β
         skip: torch.Tensor | None,  # (B, C, F, T) channels-last
-        mean: np.ndarray,  # (C,) float64
-        inv_std: np.ndarray,  # (C,) float64
+        stats: BatchStats,
         window: tuple[int, int],
         squeeze: bool,
-        dropout: tuple[torch.Tensor, int, float] | None,  # (numel,) int16 random bits, threshold, keep scale
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        scale = weight.detach().double().numpy() * inv_std
-        shift = bias.detach().double().numpy() - mean * scale
-        ctx.coefficients = [v.astype(np.float32) for v in (scale, shift, mean, inv_std)]
+        ctx.coefficients = _coefficients(weight, bias, stats)
         ctx.window, ctx.has_skip = window, skip is not None
-        _use_torch_threads()
-        if window == (1, 1) and skip is None and not squeeze:
-            ctx.dropout = NO_DROPOUT if dropout is None else (dropout[1], np.float32(dropout[2]))
-            out = torch.empty_like(x)
-            bits = None if dropout is None else dropout[0].view(-1, x.shape[1])  # (N, C) int16, as x's rows
-            bn_kernels.normalize_relu(_flat(x), *ctx.coefficients[:2], _numpy(bits), *ctx.dropout, _flat(out))
-            ctx.save_for_backward(x, bits)
-            return out
-        batch, channels, rows, cols = x.shape
-        pooled = (batch, channels, rows // window[0], cols // window[1])
-        out = torch.empty(pooled, memory_format=torch.channels_last)  # (B, C, F / pf, T / pt)
-        x_at_max = torch.empty_like(out)
-        argmax = torch.empty((batch, *pooled[2:], channels), dtype=torch.uint8)  # (B, F / pf, T / pt, C)
-        sums = np.zeros((batch, 3, channels)) if squeeze else None  # Σ relu(z), Σ [z > 0], Σ [z > 0] · x̂
-        bn_kernels.normalize_pool_relu(
-            _rows(x),
-            *ctx.coefficients[:2],
-            None if skip is None else _rows(skip),
-            *window,
-            _rows(out),
-            _rows(x_at_max),
-            argmax.numpy(),
-            *ctx.coefficients[2:],
-            sums,
-        )
+        sums = np.zeros((x.shape[0], 3, x.shape[1])) if squeeze else None  # Σ relu(z), Σ [z > 0], Σ [z > 0] · x̂
+        out, x_at_max, argmax = _pool_forward(x, ctx.coefficients, window, skip=skip, squeeze=sums)
         ctx.save_for_backward(x, out, x_at_max, argmax)
         if not squeeze:
             return out
@@ -196,42 +342,100 @@ class _BatchNormPoolReLU(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor, *grad_squeeze: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         _use_torch_threads()
         grad = grad.contiguous(memory_format=torch.channels_last)
-        x, *saved = ctx.saved_tensors
-        pooling = saved if len(saved) == 3 else None  # (out, x_at_max, argmax), or the dropout bits alone
-        bits, dropout = (None, NO_DROPOUT) if pooling else (_numpy(saved[0]), ctx.dropout)
-        scale = ctx.coefficients[0]
-        # pooled: the rows are the outputs, x the input at each maximum; else every position, its mask from z
-        out_rows, x_rows = (_flat(pooling[0]), _flat(pooling[1])) if pooling else (None, _flat(x))
-        sums, products = bn_kernels.relu_grad_sums(_flat(grad), x_rows, out_rows, bits, *dropout, *ctx.coefficients)
+        x, out, x_at_max, argmax = ctx.saved_tensors
+        batch, channels = x.shape[:2]
+        sums, products = _routed_sums(grad, out, x_at_max, ctx.coefficients)  # (B, C) each
         grad_beta, grad_gamma = sums.sum(axis=0), products.sum(axis=0)
         squeeze = grad_squeeze[0].double().numpy() if grad_squeeze else None  # (B, C)
         if squeeze is not None:  # the squeeze's gradient reaches every position where z > 0
             grad_beta += (squeeze * ctx.active[:, 0]).sum(axis=0)
             grad_gamma += (squeeze * ctx.active[:, 1]).sum(axis=0)
-        count = x.numel() // x.shape[1]
-        beta_term = (scale * grad_beta / count).astype(np.float32)
-        gamma_term = (scale * grad_gamma / count).astype(np.float32)
-        grad_x = torch.empty_like(x)
-        grad_skip = torch.empty_like(x) if ctx.has_skip and ctx.needs_input_grad[3] else None
-        if not pooling:
-            bn_kernels.batch_norm_relu_grad(
-                _flat(x), _flat(grad), bits, *dropout, *ctx.coefficients, beta_term, gamma_term, _flat(grad_x)
+        scale, count = ctx.coefficients[0], x.numel() // channels
+        grad_x, grad_skip = _pool_backward(
+            x,
+            grad,
+            out,
+            argmax,
+            ctx.coefficients,
+            np.broadcast_to(scale * grad_beta / count, (batch, channels)),
+            scale * grad_gamma / count,
+            ctx.window,
+            grad_squeeze=None if squeeze is None else squeeze.astype(np.float32),
+            with_skip=ctx.has_skip and ctx.needs_input_grad[3],
+        )
+        return grad_x, _as_float32(grad_gamma), _as_float32(grad_beta), grad_skip, None, None, None
+
+
+class _BatchNormGatePoolReLU(torch.autograd.Function):
+    """relu(pool(skip + z · gate(mean z))) for z = γ·x̂ + β on (B, C, 1, T) rows, given the batch's statistics;
+    gradients for x, γ, β, skip and the gate's parameters.
+
+    The squeeze is each signal's mean of z, γ·mean(x̂) + β, from the statistics pass. The gate's MLP runs in
+    torch inside the op and its backward by :func:`torch.autograd.grad`, so the map's gradient, which needs the
+    squeeze's, is written in one pass.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,  # (B, C, 1, T) channels-last
+        weight: torch.Tensor,  # (C,) γ
+        bias: torch.Tensor,  # (C,) β
+        skip: torch.Tensor,  # (B, C, 1, T) channels-last
+        stats: BatchStats,
+        window: tuple[int, int],
+        se: Gate,
+        *se_params: nn.Parameter,
+    ) -> torch.Tensor:
+        ctx.coefficients = _coefficients(weight, bias, stats)
+        ctx.window, ctx.gamma, ctx.beta = window, weight.detach().double().numpy(), bias.detach().double().numpy()
+        ctx.x_hat_means = (stats.signal_means - stats.mean) * stats.inv_std  # (B, C): each signal's mean of x̂
+        with torch.enable_grad():
+            squeezed = torch.from_numpy((ctx.gamma * ctx.x_hat_means + ctx.beta).astype(np.float32)).requires_grad_()
+            gate = se.excitation(squeezed)  # (B, C, 1, 1)
+        ctx.gate_graph = squeezed, gate, se_params
+        out, x_at_max, argmax = _pool_forward(
+            x, ctx.coefficients, window, gate=gate.detach().reshape(x.shape[:2]).numpy(), skip=skip
+        )
+        ctx.save_for_backward(x, out, x_at_max, argmax)
+        return out  # (B, C, 1, T / k)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        _use_torch_threads()
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        x, out, x_at_max, argmax = ctx.saved_tensors
+        batch, channels, _, length = x.shape
+        # Σ over time of the gradient the pool routes back, u's, and of it times x̂ (B, C): z's gradient is
+        # that times the gate, the gate's is its sum times z = γ·x̂ + β
+        routed, routed_x_hat = _routed_sums(grad, out, x_at_max, ctx.coefficients)
+        grad_gate = ctx.gamma * routed_x_hat + ctx.beta * routed
+        squeezed, gate, se_params = ctx.gate_graph
+        wanted = [p for p, needed in zip(se_params, ctx.needs_input_grad[7:], strict=True) if needed]
+        with torch.enable_grad():
+            grad_squeezed, *grad_wanted = torch.autograd.grad(
+                gate, [squeezed, *wanted], torch.from_numpy(grad_gate.astype(np.float32)).view_as(gate)
             )
-        else:
-            bn_kernels.batch_norm_pool_relu_grad(
-                _rows(x),
-                _rows(grad),
-                _rows(pooling[0]),
-                pooling[2].numpy(),
-                *ctx.coefficients,
-                beta_term,
-                gamma_term,
-                *ctx.window,
-                None if squeeze is None else squeeze.astype(np.float32),
-                _rows(grad_x),
-                None if grad_skip is None else _rows(grad_skip),
-            )
-        return grad_x, _as_float32(grad_gamma), _as_float32(grad_beta), grad_skip, None, None, None, None, None
+        grads_of = dict(zip(map(id, wanted), grad_wanted, strict=True))
+        gate_rows = gate.detach().reshape(batch, channels).double().numpy()
+        squeeze = grad_squeezed.double().numpy()  # (B, C); it reaches every one of the signal's T positions / T
+        grad_beta = (gate_rows * routed + squeeze).sum(axis=0)
+        grad_gamma = (gate_rows * routed_x_hat + squeeze * ctx.x_hat_means).sum(axis=0)
+        scale, count = ctx.coefficients[0].astype(np.float64), batch * length
+        grad_x, grad_skip = _pool_backward(
+            x,
+            grad,
+            out,
+            argmax,
+            ctx.coefficients,
+            scale * grad_beta / count - scale * squeeze / length,  # (B, C): the squeeze's share folds in here
+            scale * grad_gamma / count,
+            ctx.window,
+            gate=gate_rows.astype(np.float32),
+            with_skip=ctx.needs_input_grad[3],
+        )
+        grad_params = [grads_of.get(id(p)) for p in se_params]
+        return grad_x, _as_float32(grad_gamma), _as_float32(grad_beta), grad_skip, None, None, None, *grad_params
 
 
 def _as_float32(values: np.ndarray) -> torch.Tensor:

@@ -250,6 +250,16 @@ def as_rows(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T)
 
 
+def time_sums(x: torch.Tensor) -> torch.Tensor:
+    """Each signal's sums over time (B, C) of (B, C, 1, T) channels-last rows: an SE gate's squeeze, times T.
+
+    Summed over the (B, 1, T, C) view, whose gradient is a broadcast in that layout; summed over dims (2, 3)
+    the gradient would come back contiguous, a full-size (B, C, 1, T) map in the other layout that the ReLU
+    backward shared with the max-pool then ran 4× slower on, and copying it costs more.
+    """
+    return x.permute(0, 2, 3, 1).sum(dim=(1, 2))  # (B, C)
+
+
 class MaxPool2dSafe(nn.Module):
     """2-D max-pool (frequency, time) that shrinks its window on short inputs, so no size drops below one.
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jetatag.config import ModelParams, SeSqueeze
-from jetatag.models.bn_relu import batch_norm_relu, batch_norm_relu_squeeze
+from jetatag.models.bn_relu import batch_norm_gate_relu, batch_norm_relu, batch_norm_relu_squeeze
 from jetatag.models.common import (
     H_DIM,
     MaxPool2dSafe,
@@ -38,6 +38,7 @@ from jetatag.models.common import (
     as_rows,
     keras_init,
     scaled,
+    time_sums,
 )
 
 STEM_CHANNELS = 128
@@ -67,10 +68,7 @@ class SEGate(nn.Module):
         self.gate = nn.Linear(channels * ratio, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, 1, T)
-        # squeeze: the time average as a sum over the (B, 1, T, C) view of the channels-last rows, whose
-        # gradient is a broadcast in that layout; mean() over (2, 3) would write a full-size (B, C, 1, T)
-        # gradient in the other layout, and the ReLU backward shared with the max-pool then runs 4× slower
-        return self.excitation(x.permute(0, 2, 3, 1).sum(dim=(1, 2)) / x.shape[-1])  # (B, C, 1, 1)
+        return self.excitation(time_sums(x) / x.shape[-1])  # (B, C, 1, 1)
 
     def excitation(self, squeezed: torch.Tensor) -> torch.Tensor:
         """The gate (B, C, 1, 1) for the time averages ``squeezed`` (B, C) of the signals it gates."""
@@ -150,9 +148,8 @@ class ResBlock(nn.Module):
         residual = self.conv2(residual)  # (B, C_out, 1, T) before bn2
         if self.se is None:
             return batch_norm_relu(residual, self.bn2, pool=self.pool, skip=self.shortcut(x))  # (B, C_out, 1, T // 3)
-        residual = self.bn2(residual)
-        residual = residual * self.se(residual)  # (B, C_out, 1, T) gate before the addition
-        return F.relu(self.pool(self.shortcut(x) + residual), inplace=True)  # (B, C_out, 1, T // 3)
+        # the gate rescales bn2's output before the addition
+        return batch_norm_gate_relu(residual, self.bn2, self.se, pool=self.pool, skip=self.shortcut(x))
 
 
 class ReSEBlock(ResBlock):
