@@ -254,7 +254,7 @@ def _pool_backward(
         _rows(out),
         argmax.numpy(),
         *coefficients,
-        beta_term.astype(np.float32),
+        np.ascontiguousarray(beta_term, np.float32),  # C order: a broadcast's astype() comes out in Fortran's
         gamma_term.astype(np.float32),
         *window,
         gate,
