@@ -163,7 +163,7 @@ def _batch_stats(x: torch.Tensor, bn: nn.BatchNorm2d) -> BatchStats:
     _use_torch_threads()
     signals = _signals(x)  # (B, F·T, C)
     shift = signals[0, 0].copy()
-    sums, squares = bn_kernels.shifted_sums(signals, shift)  # (B, CHUNKS, C) each
+    sums, squares = bn_kernels.shifted_sums(signals, shift)  # (B, chunks, C) each
     signal_sums = sums.sum(axis=1)  # (B, C)
     mean_shifted = signal_sums.sum(axis=0) / count
     var = np.maximum(squares.sum(axis=(0, 1)) / count - mean_shifted**2, 0.0)  # biased, as BatchNorm normalises
