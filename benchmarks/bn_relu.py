@@ -10,14 +10,20 @@ width, batch 16, on CPU in float32, alternating the two in one process (median o
 * Sample-CNN +Res+SE's first block tail, BN → SE gate + skip → MaxPool 3 → ReLU (gradients for the gate too).
 
     python benchmarks/bn_relu.py --repeats 7
+
+``--accuracy`` instead prints, per extractor at width 0.25 with every tail fused (batch 4), how far the
+training gradients of torch's layers and of the fused tails lie from a float64 run's.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
+
+import numpy as np
 
 from jetatag.runtime import configure_process
 
@@ -26,7 +32,8 @@ configure_process()  # as the `jetatag` training commands do, before torch loads
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from jetatag.models import bn_relu  # noqa: E402
+from jetatag.config import EXTRACTOR_IDS, ModelParams  # noqa: E402
+from jetatag.models import bn_relu, build_extractor  # noqa: E402
 from jetatag.models.common import MaxPool2dSafe, WaveDropout  # noqa: E402
 from jetatag.models.samplecnn import SEGate  # noqa: E402
 
@@ -78,10 +85,58 @@ def step_ms(
     return 1000 * (time.perf_counter() - start)
 
 
+def gradient_error(model: nn.Module, reference: nn.Module) -> float:
+    """Gradient error of ``model`` against ``reference`` (float64), as a norm over the parameters that learn.
+
+    Conv biases followed by BatchNorm are left out: their true gradient is 0 and both paths give rounding noise.
+    """
+    squared_error, squared_norm = 0.0, 0.0
+    for (name, param), exact in zip(model.named_parameters(), reference.parameters(), strict=True):
+        if name.endswith(("conv.bias", "conv1.bias", "conv2.bias")) or name == "head.dense.bias":
+            continue
+        squared_error += (param.grad.double() - exact.grad).square().sum().item()
+        squared_norm += exact.grad.square().sum().item()
+    return (squared_error / squared_norm) ** 0.5
+
+
+def training_gradient_errors(name: str, *, width: float, batch: int) -> tuple[float, float]:
+    """(torch's layers, fused tails): the gradient errors of one training step of extractor ``name`` against
+    float64, every tail fused however narrow; the same weights, input and dropout masks for all three."""
+    torch.manual_seed(0)
+    fused = build_extractor(name, ModelParams(width=width), sample_rate=16000)
+    plain, exact = copy.deepcopy(fused), copy.deepcopy(fused).double()
+    rng = np.random.default_rng(0)
+    wave = torch.from_numpy(rng.standard_normal((batch, 80000 if name == "hcnn" else 3**10), dtype=np.float32))
+    fusable, floor = bn_relu._fusable, bn_relu.FUSED_FROM_CHANNELS
+    bn_relu.FUSED_FROM_CHANNELS = 1
+    try:
+        for model, inputs, fuses in ((fused, wave, True), (plain, wave, False), (exact, wave.double(), False)):
+            bn_relu._fusable = fusable if fuses else lambda *args: False
+            torch.manual_seed(1)  # the same dropout masks in each run
+            model(inputs).square().sum().backward()
+    finally:
+        bn_relu._fusable, bn_relu.FUSED_FROM_CHANNELS = fusable, floor
+    return gradient_error(plain, exact), gradient_error(fused, exact)
+
+
+def accuracy() -> None:
+    """Print each extractor's training-gradient errors against float64, torch's layers and the fused tails."""
+    print("relative error of one training step's gradients against float64, width 0.25, batch 4")
+    print("| extractor | torch layers | fused tails |")
+    print("|---|---|---|")
+    for name in EXTRACTOR_IDS:
+        torch_error, fused_error = training_gradient_errors(name, width=0.25, batch=4)
+        print(f"| {name} | {torch_error:.1e} | {fused_error:.1e} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7, help="alternating timings of each (after one warm-up)")
+    parser.add_argument("--accuracy", action="store_true", help="print the gradient errors against float64 instead")
     args = parser.parse_args()
+    if args.accuracy:
+        accuracy()
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; forward + backward, median ms")
     print("| block tail | shape | torch layers | fused | speed-up |")
     print("|---|---|---|---|---|")
