@@ -21,7 +21,8 @@ import argparse
 import copy
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -47,6 +48,20 @@ CASES = {  # name: ((B, C, F, T), pool window or None, with skip, tail kind)
 }
 
 
+@contextmanager
+def fused_tails(fused: bool, *, from_channels: int | None = None) -> Iterator[None]:
+    """Inside the block the fused op's fast path is on (from ``from_channels`` channels, if given) or off."""
+    fusable, floor = bn_relu._fusable, bn_relu.FUSED_FROM_CHANNELS
+    if not fused:
+        bn_relu._fusable = lambda *args: False
+    if from_channels is not None:
+        bn_relu.FUSED_FROM_CHANNELS = from_channels
+    try:
+        yield
+    finally:
+        bn_relu._fusable, bn_relu.FUSED_FROM_CHANNELS = fusable, floor
+
+
 def tail(kind: str, fused: bool, se: SEGate | None) -> Callable[..., tuple[torch.Tensor, ...]]:
     """The block tail of ``kind``, fused or as torch's layers (the fused op with its fast path switched off);
     the "gate" tail runs the SE gate ``se``."""
@@ -54,18 +69,13 @@ def tail(kind: str, fused: bool, se: SEGate | None) -> Callable[..., tuple[torch
     def run(
         x: torch.Tensor, bn: nn.BatchNorm2d, pool: MaxPool2dSafe | None, skip: torch.Tensor | None
     ) -> tuple[torch.Tensor, ...]:
-        fusable = bn_relu._fusable
-        if not fused:
-            bn_relu._fusable = lambda *args: False
-        try:
+        with fused_tails(fused):
             if kind == "squeeze":
                 return bn_relu.batch_norm_relu_squeeze(x, bn, pool)
             if kind == "gate":
                 return (bn_relu.batch_norm_gate_relu(x, bn, se, pool=pool, skip=skip),)
             dropout = WaveDropout(0.2) if kind == "dropout" else None
             return (bn_relu.batch_norm_relu(x, bn, pool=pool, skip=skip, dropout=dropout),)
-        finally:
-            bn_relu._fusable = fusable
 
     return run
 
@@ -107,15 +117,10 @@ def training_gradient_errors(name: str, *, width: float, batch: int) -> tuple[fl
     plain, exact = copy.deepcopy(fused), copy.deepcopy(fused).double()
     rng = np.random.default_rng(0)
     wave = torch.from_numpy(rng.standard_normal((batch, 80000 if name == "hcnn" else 3**10), dtype=np.float32))
-    fusable, floor = bn_relu._fusable, bn_relu.FUSED_FROM_CHANNELS
-    bn_relu.FUSED_FROM_CHANNELS = 1
-    try:
-        for model, inputs, fuses in ((fused, wave, True), (plain, wave, False), (exact, wave.double(), False)):
-            bn_relu._fusable = fusable if fuses else lambda *args: False
+    for model, inputs, fuses in ((fused, wave, True), (plain, wave, False), (exact, wave.double(), False)):
+        with fused_tails(fuses, from_channels=1):
             torch.manual_seed(1)  # the same dropout masks in each run
             model(inputs).square().sum().backward()
-    finally:
-        bn_relu._fusable, bn_relu.FUSED_FROM_CHANNELS = fusable, floor
     return gradient_error(plain, exact), gradient_error(fused, exact)
 
 

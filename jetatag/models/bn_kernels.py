@@ -2,9 +2,9 @@
 
 Arrays are channels-last maps seen as NumPy views: (B, F, T, C) maps, their (B, F·T, C) signals or (N, C)
 rows, C-contiguous float32, channels innermost so each loop over C vectorises. z = x · scale + shift is the
-BatchNorm output, x̂ = (x − mean) · inv_std its normalised input. Sums run over a fixed number of chunks of
-each signal, each in the same order whatever the thread count, and the caller adds the chunks' partial sums in
-float64: results do not depend on how many threads run, and per-signal sums (an SE gate's squeeze) come
+BatchNorm output, x̂ = (x − mean) · inv_std its normalised input. Sums run over chunks of each signal that the
+map's shape alone fixes, each in the same order whatever the thread count, and the caller adds the chunks'
+partial sums in float64: results do not depend on how many threads run, and per-signal sums (an SE gate's squeeze) come
 with the per-channel ones. ReLU masks are recomputed from x with the forward's own float32 arithmetic
 rather than stored. Optional arrays are None when absent: numba compiles each combination apart and drops
 the branches on them, which kept the loops vectorised (a branch on an empty array's size made a reduction

@@ -416,8 +416,7 @@ class _BatchNormGatePoolReLU(torch.autograd.Function):
             grad_squeezed, *grad_wanted = torch.autograd.grad(
                 gate, [squeezed, *wanted], torch.from_numpy(grad_gate.astype(np.float32)).view_as(gate)
             )
-        grads_of = dict(zip(map(id, wanted), grad_wanted, strict=True))
-        gate_rows = gate.detach().reshape(batch, channels).double().numpy()
+        gate_rows = gate.detach().reshape(batch, channels).numpy()  # (B, C) float32
         squeeze = grad_squeezed.double().numpy()  # (B, C); it reaches every one of the signal's T positions / T
         grad_beta = (gate_rows * routed + squeeze).sum(axis=0)
         grad_gamma = (gate_rows * routed_x_hat + squeeze * ctx.x_hat_means).sum(axis=0)
@@ -431,10 +430,11 @@ class _BatchNormGatePoolReLU(torch.autograd.Function):
             scale * grad_beta / count - scale * squeeze / length,  # (B, C): the squeeze's share folds in here
             scale * grad_gamma / count,
             ctx.window,
-            gate=gate_rows.astype(np.float32),
+            gate=gate_rows,
             with_skip=ctx.needs_input_grad[3],
         )
-        grad_params = [grads_of.get(id(p)) for p in se_params]
+        given = iter(grad_wanted)
+        grad_params = [next(given) if needed else None for needed in ctx.needs_input_grad[7:]]
         return grad_x, _as_float32(grad_gamma), _as_float32(grad_beta), grad_skip, None, None, None, *grad_params
 
 
