@@ -18,6 +18,7 @@ from jetatag.errors import StageError
 from jetatag.extractors import EXTRACTOR_IDS, extractor_spec
 from jetatag.models import H_DIM, build_extractor, common, h_dim
 from jetatag.models.common import (
+    BIAS_IN_MATMUL_FROM,
     KERAS_BN_EPS,
     KERAS_BN_MOMENTUM,
     ChannelsLastGradBack,
@@ -647,12 +648,13 @@ def test_segmented_weight_gradient_equals_the_conv1d_gradients(
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
 
 
+@pytest.mark.parametrize("channels", [6, BIAS_IN_MATMUL_FROM])  # bias by addmm, or as a matmul column
 @pytest.mark.parametrize("length", [3**7, 3**7 + 2])  # the windows tile the signal, or leave 2 samples over
 def test_one_channel_tiled_conv_is_a_matmul_of_frames_with_the_conv1d_gradients(
-    length: int, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+    length: int, channels: int, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.manual_seed(0)
-    conv = WaveConv(1, 6, kernel_size=3, stride=3)  # Sample-CNN's stem
+    conv = WaveConv(1, channels, kernel_size=3, stride=3)  # Sample-CNN's stem
     with torch.no_grad():
         conv.bias.normal_()  # a bias gradient worth comparing
     x = noise(rng, 2, 1, length).requires_grad_()
@@ -661,7 +663,7 @@ def test_one_channel_tiled_conv_is_a_matmul_of_frames_with_the_conv1d_gradients(
     monkeypatch.setattr(common, "framed_conv", lambda *a: framed.append(1) or framed_conv(*a))
     y = conv(rows)
     assert framed == [1]  # the path under test was taken
-    assert y.is_contiguous(memory_format=torch.channels_last) and y.shape == (2, 6, 1, length // 3)
+    assert y.is_contiguous(memory_format=torch.channels_last) and y.shape == (2, channels, 1, length // 3)
     reference = F.conv1d(x, conv.weight, conv.bias, stride=3)
     assert torch.allclose(y.squeeze(2), reference, atol=1e-6)
     grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
