@@ -16,7 +16,6 @@ the last column is the largest speed-up over REV the bound leaves.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -32,12 +31,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import PAPER_MODEL, against, no_je_step  # noqa: E402  (a sibling script)
+from train_step import N_TAGS, PAPER_MODEL, against, no_je_step, time_steps  # noqa: E402  (a sibling script)
 
 from jetatag.config import EXTRACTOR_IDS  # noqa: E402
 from jetatag.models.tagger import build_tagger  # noqa: E402
 
-N_TAGS = 50
 SAMPLE_RATE = 16000
 
 
@@ -99,9 +97,8 @@ def peak_rate(count: ConvCount, repeats: int) -> float:
 def step_ms(extractor: str, *, batch: int, threads: int, steps: int) -> float:
     """Median ms of ``steps`` no-JE training steps of this tree (after two untimed)."""
     step = no_je_step(extractor, PAPER_MODEL, batch=batch, threads=threads, seed=0)
-    for _ in range(2):
-        step()
-    return statistics.median(1e3 * _seconds(step) for _ in range(steps))
+    step()  # and time_steps runs one more untimed
+    return time_steps(step, steps, torch.device("cpu"))[0]
 
 
 def main() -> None:
