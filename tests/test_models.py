@@ -16,7 +16,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 from jetatag.config import HcnnFrontEnd, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.extractors import EXTRACTOR_IDS, extractor_spec
-from jetatag.models import H_DIM, build_extractor, common, h_dim
+from jetatag.models import H_DIM, build_extractor, common, conv3x3, h_dim
 from jetatag.models.common import (
     BIAS_IN_MATMUL_FROM,
     KERAS_BN_EPS,
@@ -28,10 +28,18 @@ from jetatag.models.common import (
     framed_conv,
     segment_count,
 )
-from jetatag.models.conv3x3 import BAND_ROWS, BANDED_FROM_ROWS, CHEAP_BACKWARD_FROM, CheapBackwardConv3x3, Conv3x3
+from jetatag.models.conv3x3 import BANDED_FROM_ROWS, CHEAP_BACKWARD_FROM, Conv3x3, banded_weight_grad
 from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
+from jetatag.models.same_conv import (
+    STACKED_TAPS_BELOW,
+    TAP_GEMM_FROM_CHANNELS,
+    SameConv,
+    WeightGrad,
+    onednn_weight_grad,
+    tap_weight_grad,
+)
 from jetatag.models.samplecnn import SEBlock
 from jetatag.models.sinc import SincConv, a21_filters, fft_convolve, zero_padded
 from jetatag.models.tagger import (
@@ -681,23 +689,42 @@ def test_channels_last_grad_back_returns_the_gradient_in_the_inputs_layout(rng: 
     assert grad.is_contiguous() and torch.equal(grad, weights)
 
 
-@pytest.mark.parametrize("rows", [BANDED_FROM_ROWS, BANDED_FROM_ROWS // 2])  # banded weight gradient, and not
+def recording_same_conv(monkeypatch: pytest.MonkeyPatch) -> list[WeightGrad]:
+    """The weight-gradient method of every :class:`SameConv` call from here on, in call order."""
+    methods: list[WeightGrad] = []
+    apply = SameConv.apply
+    monkeypatch.setattr(SameConv, "apply", lambda *a: methods.append(a[-1]) or apply(*a))
+    return methods
+
+
+@pytest.mark.parametrize(
+    ("tap_gemm_cpu", "rows", "method"),
+    [
+        (True, BANDED_FROM_ROWS, tap_weight_grad),  # a CPU without AVX-512
+        (False, BANDED_FROM_ROWS, banded_weight_grad),  # with AVX-512: oneDNN's, banded on tall maps
+        (False, BANDED_FROM_ROWS // 2, onednn_weight_grad),
+    ],
+)
 @pytest.mark.parametrize("in_channels", [1, 6])
 def test_conv3x3_cpu_training_gradients_equal_conv2d(
-    rows: int, in_channels: int, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+    tap_gemm_cpu: bool,
+    rows: int,
+    method: WeightGrad,
+    in_channels: int,
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     torch.manual_seed(0)
+    monkeypatch.setattr(conv3x3, "TAP_GEMM_CPU", tap_gemm_cpu)
     conv = Conv3x3(in_channels, CHEAP_BACKWARD_FROM)
     with torch.no_grad():
         conv.bias.normal_()  # a bias gradient worth comparing
     x = noise(rng, 2, in_channels, rows, 19).contiguous(memory_format=torch.channels_last).requires_grad_()
-    band_rows_used = []
-    apply = CheapBackwardConv3x3.apply
-    monkeypatch.setattr(CheapBackwardConv3x3, "apply", lambda *a: band_rows_used.append(a[-1]) or apply(*a))
+    methods = recording_same_conv(monkeypatch)
     Conv3x3(in_channels, CHEAP_BACKWARD_FROM // 2)(x)
-    assert band_rows_used == []  # narrower convs run plain
+    assert methods == []  # narrower convs run plain
     y = conv(x)
-    assert band_rows_used == [BAND_ROWS if rows >= BANDED_FROM_ROWS else 0]  # the path under test was taken
+    assert methods == [method]  # the path under test was taken
     reference = F.conv2d(x, conv.weight, conv.bias, padding=1)
     assert torch.allclose(y, reference, atol=1e-6)
     grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
@@ -705,6 +732,47 @@ def test_conv3x3_cpu_training_gradients_equal_conv2d(
     for got, want in zip(grads, expected, strict=True):  # weight (halo rows included), bias, input
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
     assert list(conv.state_dict()) == ["weight", "bias"]  # checkpoints load into nn.Conv2d and back
+
+
+@pytest.mark.parametrize("in_channels", [STACKED_TAPS_BELOW - 1, STACKED_TAPS_BELOW])  # one matmul, or one per tap
+@pytest.mark.parametrize("kernel", [(3, 3), (1, 3), (1, 5), (5, 3)])
+def test_tap_weight_grad_equals_the_convolutions_weight_gradient(
+    kernel: tuple[int, int], in_channels: int, rng: np.random.Generator
+) -> None:
+    x = noise(rng, 3, in_channels, 7, 11).contiguous(memory_format=torch.channels_last)
+    grad = noise(rng, 3, 5, 7, 11).contiguous(memory_format=torch.channels_last)
+    weight = noise(rng, 5, in_channels, *kernel)
+    got = tap_weight_grad(grad, x, weight)
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    (want,) = torch.autograd.grad(
+        F.conv2d(x, weight.requires_grad_(), padding=padding), weight, grad_outputs=grad
+    )  # every tap, the edge rows and columns whose windows reach into the padding included
+    assert got.shape == want.shape and got.is_contiguous()
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("tap_gemm_cpu", [True, False])
+def test_wide_wave_conv_takes_tap_weight_gradients_without_avx512(
+    tap_gemm_cpu: bool, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    monkeypatch.setattr(common, "TAP_GEMM_CPU", tap_gemm_cpu)
+    conv = WaveConv(4, TAP_GEMM_FROM_CHANNELS, kernel_size=3, padding=1)
+    with torch.no_grad():
+        conv.bias.normal_()  # a bias gradient worth comparing
+    x = noise(rng, 2, 4, 3**7).requires_grad_()
+    methods = recording_same_conv(monkeypatch)
+    WaveConv(4, TAP_GEMM_FROM_CHANNELS // 2, kernel_size=3, padding=1)(as_rows(x))  # narrower: segmented
+    WaveConv(4, TAP_GEMM_FROM_CHANNELS, kernel_size=3, stride=3)(as_rows(x))  # strided: segmented
+    y = conv(as_rows(x))
+    assert methods == ([tap_weight_grad] if tap_gemm_cpu else [])
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    reference = F.conv1d(x, conv.weight, conv.bias, padding=1)
+    assert torch.allclose(y.squeeze(2), reference, atol=1e-5)
+    grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
+    expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
+    for got, want in zip(grads, expected, strict=True):  # weight, bias, input
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
 
 
 @pytest.mark.parametrize("kind", ["conv3x3", "wave"])

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jetatag.models.same_conv import TAP_GEMM_CPU, TAP_GEMM_FROM_CHANNELS, SameConv, tap_weight_grad
+
 H_DIM = 1024
 """Size of the extractor output h (the paper changes every extractor to end in 1024 dimensions)."""
 
@@ -133,8 +135,10 @@ class WaveConv(nn.Conv1d):
     ReLU and max-pooling skip the layout reorders that conv1d's (B, C, T) layout costs around every
     convolution: about 2× faster per training step for the narrow, long signals of these models.
     Training on CPU in float32, convs over long rows take their weight gradient segment by segment
-    (:class:`SegmentedWeightGradConv`); under autocast they run plain, in oneDNN's bf16 kernels. On CPU a
-    conv whose windows tile a one-channel signal (Sample-CNN's stem) is a matmul of its frames (:func:`framed_conv`).
+    (:class:`SegmentedWeightGradConv`), or, wide stride-1 ones on CPUs without AVX-512, as one matmul per tap
+    (:func:`jetatag.models.same_conv.tap_weight_grad`); under autocast they run plain, in oneDNN's bf16 kernels.
+    On CPU a conv whose windows tile a one-channel signal (Sample-CNN's stem) is a matmul of its frames
+    (:func:`framed_conv`).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T) channels-last
@@ -142,8 +146,11 @@ class WaveConv(nn.Conv1d):
             return framed_conv(x, self.weight, self.bias)  # (B, C_out, 1, T // k)
         weight = self.weight.unsqueeze(2)  # (C_out, C_in, 1, k)
         stride, padding = self.stride[0], self.padding[0]
-        segments = segment_count(x.shape[-1], stride=stride) if self._segmentable(x) else 1
-        if segments > 1:
+        segmentable = self._segmentable(x)
+        segments = segment_count(x.shape[-1], stride=stride) if segmentable else 1
+        if segmentable and self._takes_tap_gemm():
+            y = SameConv.apply(x, weight, self.bias, tap_weight_grad)  # (B, C_out, 1, T)
+        elif segments > 1:
             y = SegmentedWeightGradConv.apply(x, weight, self.bias, stride, segments)  # (B, C_out, 1, T')
         else:
             y = F.conv2d(x, weight, self.bias, stride=(1, stride), padding=(0, padding))  # (B, C_out, 1, T')
@@ -156,6 +163,12 @@ class WaveConv(nn.Conv1d):
         return (
             self.in_channels == 1 and k == stride and padding == 0 and self.dilation == (1,) and x.device.type == "cpu"
         )
+
+    def _takes_tap_gemm(self) -> bool:
+        """Whether a segmentable call takes its weight gradient as one matmul per tap instead: a wide stride-1
+        "same" conv on a CPU without AVX-512 (:mod:`jetatag.models.same_conv`)."""
+        k, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
+        return TAP_GEMM_CPU and stride == 1 and padding == k // 2 and self.out_channels >= TAP_GEMM_FROM_CHANNELS
 
     def _segmentable(self, x: torch.Tensor) -> bool:
         """Whether this call may take :class:`SegmentedWeightGradConv`: a float32 CPU training step, fitting conv."""

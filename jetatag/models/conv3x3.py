@@ -1,7 +1,7 @@
 """The 3×3 "same" Conv2d of Harmonic-CNN's blocks, with a cheaper backward when training on CPU.
 
 Two things in oneDNN's CPU convolution backward cost more than they need to on these maps (measured on
-2 cores, width 1.0, batch 16; see ``benchmarks/train_step.py``):
+2 cores of an AVX-512 Xeon, width 1.0, batch 16; see ``benchmarks/train_step.py``):
 
 * the bias gradient: oneDNN's costs about as much as a weight gradient (26 ms for the first block's
   16 × 128 × 128 × 313 output), where a plain sum over batch, frequency and time takes 10 ms;
@@ -12,16 +12,24 @@ Two things in oneDNN's CPU convolution backward cost more than they need to on t
 At width 1.0 they took 2-7 % off a Harmonic-CNN training step on an idle 2-core machine (1,236-1,312 →
 1,210-1,219 ms, alternating in one process) and 15 % with another training job sharing the cores (1.52 →
 1.30 s). With the demo's 16-64 channels the plain conv was as fast or faster, so narrower convs keep it.
-Forward and input gradient are the plain convolution's; the gradients equal ``nn.Conv2d``'s to float rounding.
+On CPUs without AVX-512 oneDNN's weight gradient is slower still, bands or not, and one matmul per kernel
+tap (:func:`jetatag.models.same_conv.tap_weight_grad`) takes its place. Forward and input gradient are the
+plain convolution's; the gradients equal ``nn.Conv2d``'s to float rounding.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from jetatag.models.same_conv import (
+    TAP_GEMM_CPU,
+    SameConv,
+    WeightGrad,
+    conv_backward,
+    onednn_weight_grad,
+    tap_weight_grad,
+)
 
 CHEAP_BACKWARD_FROM = 128
 """Output channels from which the cheap backward pays; narrower convs (the demo's) ran faster plain."""
@@ -34,8 +42,9 @@ BANDED_FROM_ROWS = 64
 class Conv3x3(nn.Conv2d):
     """Conv2d, kernel 3×3, stride 1, padding 1; same parameters and state dict as :class:`torch.nn.Conv2d`.
 
-    Training on CPU in float32 with channels-last input, the backward runs through :class:`CheapBackwardConv3x3`
-    (under autocast the plain conv runs, in oneDNN's bf16 kernels).
+    Training on CPU in float32 with channels-last input, the backward runs through :class:`SameConv`, its bias
+    gradient a sum and its weight gradient :func:`weight_grad_method`'s pick (under autocast the plain conv runs,
+    in oneDNN's bf16 kernels).
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -44,9 +53,7 @@ class Conv3x3(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, F, T)
         if not self._cheap_backward_pays(x):
             return super().forward(x)
-        rows = x.shape[2]
-        band_rows = BAND_ROWS if rows >= BANDED_FROM_ROWS and rows % BAND_ROWS == 0 else 0
-        return CheapBackwardConv3x3.apply(x, self.weight, self.bias, band_rows)  # (B, C_out, F, T)
+        return SameConv.apply(x, self.weight, self.bias, weight_grad_method(x.shape[2]))  # (B, C_out, F, T)
 
     def _cheap_backward_pays(self, x: torch.Tensor) -> bool:
         """Whether this call is a float32 CPU training step on channels-last input with many channels (else: plain)."""
@@ -60,45 +67,18 @@ class Conv3x3(nn.Conv2d):
         )
 
 
-class CheapBackwardConv3x3(torch.autograd.Function):
-    """3×3 "same" conv whose bias gradient is a sum and whose weight gradient may be taken band by band."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, band_rows: int
-    ) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.band_rows = band_rows
-        return F.conv2d(x, weight, bias, padding=1)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        x, weight = ctx.saved_tensors
-        grad = grad.contiguous(memory_format=torch.channels_last)  # (B, C_out, F, T)
-        needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
-        grad_x = _conv_backward(grad, x, weight, padding=(1, 1), mask=(True, False))[0] if needs_x else None
-        grad_w = None
-        if needs_w and ctx.band_rows:  # bands with their halos hold every product: no padding across rows
-            bands, halo_bands = _bands(grad, ctx.band_rows), _halo_bands(x, ctx.band_rows)
-            grad_w = _conv_backward(bands, halo_bands, weight, padding=(0, 1))[1]
-        elif needs_w:
-            grad_w = _conv_backward(grad, x, weight, padding=(1, 1))[1]
-        grad_b = grad.sum(dim=(0, 2, 3)) if needs_b else None  # (C_out,)
-        return grad_x, grad_w, grad_b, None
+def weight_grad_method(rows: int) -> WeightGrad:
+    """The weight gradient for maps ``rows`` tall: one matmul per tap without AVX-512, else oneDNN's, banded
+    on tall maps that split into whole bands."""
+    if TAP_GEMM_CPU:
+        return tap_weight_grad
+    return banded_weight_grad if rows >= BANDED_FROM_ROWS and rows % BAND_ROWS == 0 else onednn_weight_grad
 
 
-def _conv_backward(
-    grad: torch.Tensor,
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    *,
-    padding: tuple[int, int],
-    mask: tuple[bool, bool] = (False, True),
-) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """oneDNN's (input, weight) gradients of a stride-1 conv where ``mask`` asks; never the bias gradient."""
-    return torch.ops.aten.convolution_backward(
-        grad, x, weight, None, [1, 1], list(padding), [1, 1], False, [0, 0], 1, [*mask, False]
-    )
+def banded_weight_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """oneDNN's weight gradient over the maps cut into bands of :data:`BAND_ROWS` output rows, each band with its
+    halo (bands and halos hold every product, so there is no padding across rows)."""
+    return conv_backward(_bands(grad, BAND_ROWS), _halo_bands(x, BAND_ROWS), weight, padding=(0, 1))[1]
 
 
 def _bands(x: torch.Tensor, rows: int) -> torch.Tensor:
