@@ -5,10 +5,11 @@ keeps oneDNN's forward and input gradient, sums the bias gradient, and leaves th
 
 :func:`tap_weight_grad` is the one for CPUs without AVX-512. There oneDNN's weight-gradient kernels ran at 7-66
 GFLOP/s where its forward and input gradient ran at 110-145 and MKL's matmul at about 100 (2-core AMD EPYC guest,
-AVX2, batch 16, the paper-width maps of Harmonic-CNN and Sample-CNN): 16 × 128 × 64 × 156 → 128 took 977 ms
-(banded, :mod:`jetatag.models.conv3x3`) or 1,305 ms (whole) against 675 ms here, and Sample-CNN's 729-sample rows
-at 256 channels 172 against 48 ms. On an AVX-512 CPU oneDNN's kernels ran near the convs' best rate, so there
-the callers keep them.
+AVX2, batch 16, paper width): for Harmonic-CNN's 16 × 128 × 64 × 156 maps, 128 → 128 channels, 1,596 ms whole or
+945 banded (:mod:`jetatag.models.conv3x3`) against 444-805 ms here; for Sample-CNN's 729-sample rows, 256 → 256
+channels, 128 against 43 ms. Whole training steps in lockstep against the oneDNN paths: Harmonic-CNN 6,084 → 4,952
+ms (1.23×), Sample-CNN 2,482 → 1,842 (1.35×). On an AVX-512 Xeon oneDNN's kernels had run the convs at 75-80 % of
+the best float32 rate, so there the callers keep them.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ WeightGrad = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TAP_GEMM_CPU = torch.backends.cpu.get_cpu_capability() != "AVX512"
 """Whether this CPU lacks AVX-512, where :func:`tap_weight_grad` beat oneDNN's weight gradient."""
 TAP_GEMM_FROM_CHANNELS = 128
-"""Output channels from which convs take :func:`tap_weight_grad` (the paper's widths): the demo's narrower convs
-keep the paths their committed results were trained with."""
+"""Output channels from which convs take :func:`tap_weight_grad` (the paper's widths). With every conv taking it,
+the demo's steps (16-64 channels) ran slower: 0.68× (Harmonic-CNN) to 0.94× as fast (AVX2, 2 cores, lockstep)."""
 STACKED_TAPS_BELOW = 32
 """Input channels below which the taps' matmuls are one, over their columns side by side: a matmul only
 C_in wide (Harmonic-CNN's first block, 6 harmonics) runs far below the rate of one taps × C_in wide."""
