@@ -35,13 +35,13 @@ from jetatag.models.losses import classification_loss, pair_loss, reconstruction
 from jetatag.models.same_conv import (
     STACKED_TAPS_BELOW,
     TAP_GEMM_FROM_CHANNELS,
-    SameConv,
     WeightGrad,
+    WeightGradConv,
     onednn_weight_grad,
     tap_weight_grad,
 )
 from jetatag.models.samplecnn import SEBlock
-from jetatag.models.sinc import SincConv, a21_filters, fft_convolve, zero_padded
+from jetatag.models.sinc import SincConv, a21_filters, fft_convolve, zero_padded_clips
 from jetatag.models.tagger import (
     FORMAT_VERSION,
     Tagger,
@@ -267,10 +267,11 @@ def test_fft_convolution_gradients_equal_the_direct_convolutions(wave_grad: bool
 
 
 @pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
-def test_zero_padded_rows_are_f_pads_values(memory_format: torch.memory_format, rng: np.random.Generator) -> None:
+def test_zero_padded_clips_are_f_pads_values(memory_format: torch.memory_format, rng: np.random.Generator) -> None:
     rows = noise(rng, 3, 4, 1, 1000).contiguous(memory_format=memory_format).squeeze(2)  # (B, F, L)
-    padded = zero_padded(rows, 1024)
-    assert padded.is_contiguous() and torch.equal(padded, F.pad(rows, (0, 24)))
+    clips = [clip.clone() for clip in zero_padded_clips(rows, 1024)]
+    assert all(clip.is_contiguous() for clip in clips)
+    assert torch.equal(torch.stack(clips), F.pad(rows, (0, 24)))
 
 
 def test_a21_sinc_filters_are_the_pi_less_22050_hz_design() -> None:
@@ -690,10 +691,10 @@ def test_channels_last_grad_back_returns_the_gradient_in_the_inputs_layout(rng: 
 
 
 def recording_same_conv(monkeypatch: pytest.MonkeyPatch) -> list[WeightGrad]:
-    """The weight-gradient method of every :class:`SameConv` call from here on, in call order."""
+    """The weight-gradient method of every :class:`WeightGradConv` call from here on, in call order."""
     methods: list[WeightGrad] = []
-    apply = SameConv.apply
-    monkeypatch.setattr(SameConv, "apply", lambda *a: methods.append(a[-1]) or apply(*a))
+    apply = WeightGradConv.apply
+    monkeypatch.setattr(WeightGradConv, "apply", lambda *a: methods.append(a[-1]) or apply(*a))
     return methods
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetatag.models.same_conv import TAP_GEMM_CPU, TAP_GEMM_FROM_CHANNELS, SameConv, tap_weight_grad
+from jetatag.models.same_conv import TAP_GEMM_CPU, TAP_GEMM_FROM_CHANNELS, WeightGradConv, tap_weight_grad
 
 H_DIM = 1024
 """Size of the extractor output h (the paper changes every extractor to end in 1024 dimensions)."""
@@ -149,7 +149,7 @@ class WaveConv(nn.Conv1d):
         segmentable = self._segmentable(x)
         segments = segment_count(x.shape[-1], stride=stride) if segmentable else 1
         if segmentable and self._takes_tap_gemm():
-            y = SameConv.apply(x, weight, self.bias, tap_weight_grad)  # (B, C_out, 1, T)
+            y = WeightGradConv.apply(x, weight, self.bias, tap_weight_grad)  # (B, C_out, 1, T)
         elif segments > 1:
             y = SegmentedWeightGradConv.apply(x, weight, self.bias, stride, segments)  # (B, C_out, 1, T')
         else:

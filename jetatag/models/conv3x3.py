@@ -24,8 +24,8 @@ from torch import nn
 
 from jetatag.models.same_conv import (
     TAP_GEMM_CPU,
-    SameConv,
     WeightGrad,
+    WeightGradConv,
     conv_backward,
     onednn_weight_grad,
     tap_weight_grad,
@@ -42,7 +42,7 @@ BANDED_FROM_ROWS = 64
 class Conv3x3(nn.Conv2d):
     """Conv2d, kernel 3×3, stride 1, padding 1; same parameters and state dict as :class:`torch.nn.Conv2d`.
 
-    Training on CPU in float32 with channels-last input, the backward runs through :class:`SameConv`, its bias
+    Training on CPU in float32 with channels-last input, the backward runs through :class:`WeightGradConv`, its bias
     gradient a sum and its weight gradient :func:`weight_grad_method`'s pick (under autocast the plain conv runs,
     in oneDNN's bf16 kernels).
     """
@@ -53,7 +53,7 @@ class Conv3x3(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, F, T)
         if not self._cheap_backward_pays(x):
             return super().forward(x)
-        return SameConv.apply(x, self.weight, self.bias, weight_grad_method(x.shape[2]))  # (B, C_out, F, T)
+        return WeightGradConv.apply(x, self.weight, self.bias, weight_grad_method(x.shape[2]))  # (B, C_out, F, T)
 
     def _cheap_backward_pays(self, x: torch.Tensor) -> bool:
         """Whether this call is a float32 CPU training step on channels-last input with many channels (else: plain)."""

@@ -1,6 +1,6 @@
 """Stride-1 "same" convs (odd kernel, zero padding k // 2) whose backward takes the weight gradient its caller picks.
 
-Of a conv's three products, the weight gradient's speed differs most between CPUs and shapes, so :class:`SameConv`
+Of a conv's three products, the weight gradient's speed differs most between CPUs and shapes, so :class:`WeightGradConv`
 keeps oneDNN's forward and input gradient, sums the bias gradient, and leaves the weight gradient to a function.
 
 :func:`tap_weight_grad` is the one for CPUs without AVX-512. There oneDNN's weight-gradient kernels ran at 7-66
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 WeightGrad = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""(output gradient, input, weight) → the weight's gradient, for a :class:`SameConv`'s backward."""
+"""(output gradient, input, weight) → the weight's gradient, for a :class:`WeightGradConv`'s backward."""
 
 TAP_GEMM_CPU = torch.backends.cpu.get_cpu_capability() != "AVX512"
 """Whether this CPU lacks AVX-512, where :func:`tap_weight_grad` beat oneDNN's weight gradient."""
@@ -33,7 +33,7 @@ STACKED_TAPS_BELOW = 32
 C_in wide (Harmonic-CNN's first block, 6 harmonics) runs far below the rate of one taps × C_in wide."""
 
 
-class SameConv(torch.autograd.Function):
+class WeightGradConv(torch.autograd.Function):
     """conv2d(x, weight, bias, padding=(kh // 2, kw // 2)), stride 1, on channels-last (B, C, H, W) maps.
 
     Backward: oneDNN's input gradient, the bias gradient as a sum, the weight gradient from ``weight_grad``.

@@ -10,6 +10,7 @@ computed once, designed for 22,050 Hz with a sinc lacking its π (FIDELITY.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import librosa
@@ -42,12 +43,17 @@ def fft_convolve(wave: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 class SameConvolution(torch.autograd.Function):
     """Samples ``start`` to ``start + length`` of irfft(spectrum · response): a filterbank's convolution, cut out.
 
+    Computed clip by clip. For the whole batch at once the product of the spectra, the inverse transform, the
+    zero-padded gradient and its spectra would each be a (B, F, n_fft) tensor, 1.07 GB at the paper's width
+    (16 × 256 × 65,536): above the heap's 1 GiB ceiling (:mod:`jetatag.runtime`), so glibc maps each afresh
+    in every step and the step page-faults through 4 GB. A clip's are 67 MB, reused from the heap. The
+    transforms give the same bits either way.
+
     Autograd would take the filters' gradient through the full (B, F, n_fft) signal: pad the gradient with
     zeros, transform it, double the bins that stand for a conjugate pair (irfft's adjoint), multiply by the
-    conjugate input spectrum and sum over the batch, each a pass over a (B, F, K) tensor. Here the padding
-    offset (a phase ramp) and the doubling apply to the (F, K) sum, and the batch sum accumulates clip by
-    clip. The front end's forward and backward took 76 ms instead of 84 at the demo's width, 2.6 s instead of 3.1 at
-    the paper's (2 cores, batch 16).
+    conjugate input spectrum and sum over the batch. Here the padding offset (a phase ramp) and the doubling
+    apply to the (F, K) sum, accumulated clip by clip. The front end's forward and backward took 76 ms instead
+    of 84 at the demo's width, 2.6 s instead of 3.1 at the paper's (2 cores, batch 16).
     """
 
     @staticmethod
@@ -56,44 +62,54 @@ class SameConvolution(torch.autograd.Function):
     ) -> torch.Tensor:
         ctx.save_for_backward(spectrum, response)
         ctx.n_fft, ctx.start = n_fft, start
-        full = torch.fft.irfft(spectrum.unsqueeze(1) * response, n=n_fft)  # (B, F, n_fft) linear convolution
-        return full[..., start : start + length]  # (B, F, L)
+        out = spectrum.real.new_empty(spectrum.shape[0], response.shape[0], length)  # (B, F, L)
+        for clip_spectrum, clip_out in zip(spectrum, out, strict=True):
+            full = torch.fft.irfft(clip_spectrum * response, n=n_fft)  # (F, n_fft) linear convolution
+            clip_out.copy_(full[:, start : start + length])
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         spectrum, response = ctx.saved_tensors  # (B, K), (F, K)
-        grad_spectra = torch.fft.rfft(zero_padded(grad, ctx.n_fft))  # (B, F, K): the gradient zero-padded at its end
         bins = torch.arange(response.shape[-1], dtype=torch.float64, device=grad.device)
         paired = (bins > 0) & (bins <= ctx.n_fft - response.shape[-1])  # bins whose conjugate irfft also reads
         scale = torch.where(paired, 2.0, 1.0).double() / ctx.n_fft  # irfft's 1/n, twice for a conjugate pair
         # the gradient sits at `start` in the full signal: in frequency, a phase ramp
-        ramp = torch.polar(scale, -2 * math.pi * ctx.start * bins / ctx.n_fft).to(grad_spectra.dtype)  # (K,)
-        grad_spectrum = grad_response = None
-        if ctx.needs_input_grad[0]:
-            grad_spectrum = torch.einsum("bfk,fk->bk", grad_spectra, response.conj()) * ramp  # (B, K)
-        if ctx.needs_input_grad[1]:
-            grad_response = torch.zeros_like(response)  # (F, K)
-            for clip_grad, clip_spectrum in zip(grad_spectra, spectrum.conj(), strict=True):
-                grad_response.addcmul_(clip_grad, clip_spectrum)
-            grad_response *= ramp
-        return grad_spectrum, grad_response, None, None, None
+        ramp = torch.polar(scale, -2 * math.pi * ctx.start * bins / ctx.n_fft).to(response.dtype)  # (K,)
+        needs_spectrum, needs_response = ctx.needs_input_grad[:2]
+        grad_spectrum = torch.empty_like(spectrum) if needs_spectrum else None  # (B, K)
+        grad_response = torch.zeros_like(response) if needs_response else None  # (F, K)
+        conj_response = response.conj()
+        for b, clip_grad in enumerate(zero_padded_clips(grad, ctx.n_fft)):
+            clip_spectra = torch.fft.rfft(clip_grad)  # (F, K)
+            if grad_spectrum is not None:
+                grad_spectrum[b] = (clip_spectra * conj_response).sum(dim=0)
+            if grad_response is not None:
+                grad_response.addcmul_(clip_spectra, spectrum[b].conj())
+        return (
+            None if grad_spectrum is None else grad_spectrum * ramp,
+            None if grad_response is None else grad_response * ramp,
+            None,
+            None,
+            None,
+        )
 
 
-def zero_padded(rows: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, F, L) ``rows`` as a contiguous (B, F, n) tensor with zeros after each row, copied clip by clip.
+def zero_padded_clips(rows: torch.Tensor, n: int) -> Iterator[torch.Tensor]:
+    """The clips of (B, F, L) ``rows`` one by one, each as a contiguous (F, n) tensor with zeros after its rows.
 
-    The filterbank's gradient arrives channels-last, (B, L, F) in memory. ``F.pad`` transposes it in one pass over
-    the batch: 1.25 s at width 1.0 (16 × 256 × 59,049), 23 ms at the demo's 16 filters. Through an (F, L) buffer of
-    one clip, which stays in cache, it took 0.82 s and 22 ms (2 cores).
+    The filterbank's gradient arrives channels-last, (B, L, F) in memory: each clip goes through an (F, L)
+    buffer, which stays in cache, in torch's blocked transpose (``F.pad`` of the whole batch transposed it in one
+    pass: 1.25 s at width 1.0, 16 × 256 × 59,049, against 0.82 s). The clips share one tensor, its zero tail
+    written once: use each clip before taking the next.
     """
-    batch, channels, length = rows.shape
-    padded = torch.empty(batch, channels, n, dtype=rows.dtype, device=rows.device)
-    padded[..., length:].zero_()
-    clip = torch.empty(channels, length, dtype=rows.dtype, device=rows.device)
-    for b in range(batch):
-        clip.copy_(rows[b])  # (F, L) contiguous: torch's blocked transpose when rows is channels-last
-        padded[b, :, :length].copy_(clip)
-    return padded
+    channels, length = rows.shape[1:]
+    padded = rows.new_zeros(channels, n)
+    transposed = rows.new_empty(channels, length)
+    for clip in rows:
+        transposed.copy_(clip)  # (F, L) contiguous
+        padded[:, :length].copy_(transposed)
+        yield padded
 
 
 def a21_filters(*, n_filters: int, n_taps: int, design_rate: int = A21_DESIGN_RATE) -> np.ndarray:
