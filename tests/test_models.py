@@ -623,6 +623,14 @@ def test_se_block_squeezes_the_block_output_or_the_pooled_output(squeeze: str, r
     assert {b.squeeze for b in model.blocks} == {squeeze}
 
 
+def assert_same_gradients(y: torch.Tensor, reference: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> None:
+    """The gradients of sum(y²) and of sum(reference²) with respect to ``inputs`` agree to float32 rounding."""
+    grads = torch.autograd.grad(y.square().sum(), inputs)
+    expected = torch.autograd.grad(reference.square().sum(), inputs)
+    for got, want in zip(grads, expected, strict=True):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+
+
 def test_wave_conv_keeps_conv1d_parameters_and_gradients(rng: np.random.Generator) -> None:
     conv = WaveConv(4, 6, kernel_size=3, stride=3)
     assert conv.weight.shape == (6, 4, 3)  # a Conv1d's state dict: checkpoints load either way
@@ -651,10 +659,7 @@ def test_segmented_weight_gradient_equals_the_conv1d_gradients(
     y = conv(rows)
     reference = F.conv1d(x, conv.weight, conv.bias, stride=stride, padding=padding)
     assert torch.allclose(y.squeeze(2), reference, atol=1e-6)
-    grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
-    expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
-    for got, want in zip(grads, expected, strict=True):  # weight (taps across cuts included), bias, input
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+    assert_same_gradients(y, reference, (conv.weight, conv.bias, x))  # weight (taps across cuts included), bias, input
 
 
 @pytest.mark.parametrize("channels", [6, BIAS_IN_MATMUL_FROM])  # bias by addmm, or as a matmul column
@@ -675,10 +680,7 @@ def test_one_channel_tiled_conv_is_a_matmul_of_frames_with_the_conv1d_gradients(
     assert y.is_contiguous(memory_format=torch.channels_last) and y.shape == (2, channels, 1, length // 3)
     reference = F.conv1d(x, conv.weight, conv.bias, stride=3)
     assert torch.allclose(y.squeeze(2), reference, atol=1e-6)
-    grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
-    expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
-    for got, want in zip(grads, expected, strict=True):  # weight, bias, input
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+    assert_same_gradients(y, reference, (conv.weight, conv.bias, x))  # weight, bias, input
 
 
 def test_channels_last_grad_back_returns_the_gradient_in_the_inputs_layout(rng: np.random.Generator) -> None:
@@ -728,10 +730,7 @@ def test_conv3x3_cpu_training_gradients_equal_conv2d(
     assert methods == [method]  # the path under test was taken
     reference = F.conv2d(x, conv.weight, conv.bias, padding=1)
     assert torch.allclose(y, reference, atol=1e-6)
-    grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
-    expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
-    for got, want in zip(grads, expected, strict=True):  # weight (halo rows included), bias, input
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+    assert_same_gradients(y, reference, (conv.weight, conv.bias, x))  # weight (halo rows included), bias, input
     assert list(conv.state_dict()) == ["weight", "bias"]  # checkpoints load into nn.Conv2d and back
 
 
@@ -770,10 +769,7 @@ def test_wide_wave_conv_takes_tap_weight_gradients_without_avx512(
     assert y.is_contiguous(memory_format=torch.channels_last)
     reference = F.conv1d(x, conv.weight, conv.bias, padding=1)
     assert torch.allclose(y.squeeze(2), reference, atol=1e-5)
-    grads = torch.autograd.grad(y.square().sum(), (conv.weight, conv.bias, x))
-    expected = torch.autograd.grad(reference.square().sum(), (conv.weight, conv.bias, x))
-    for got, want in zip(grads, expected, strict=True):  # weight, bias, input
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4 * want.abs().max().item())
+    assert_same_gradients(y, reference, (conv.weight, conv.bias, x))  # weight, bias, input
 
 
 @pytest.mark.parametrize("kind", ["conv3x3", "wave"])
