@@ -683,6 +683,28 @@ def test_one_channel_tiled_conv_is_a_matmul_of_frames_with_the_conv1d_gradients(
     assert_same_gradients(y, reference, (conv.weight, conv.bias, x))  # weight, bias, input
 
 
+@pytest.mark.parametrize("tap_gemm_cpu", [True, False])
+@pytest.mark.parametrize("length", [3**7, 3**7 + 2])
+def test_many_channel_tiled_conv_is_a_matmul_of_frames_without_avx512(
+    length: int, tap_gemm_cpu: bool, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    monkeypatch.setattr(common, "TAP_GEMM_CPU", tap_gemm_cpu)
+    conv = WaveConv(4, TAP_GEMM_FROM_CHANNELS, kernel_size=3, stride=3)  # Music-SincNet's stem over 4 filters
+    with torch.no_grad():
+        conv.bias.normal_()  # a bias gradient worth comparing
+    x = noise(rng, 2, 4, length).requires_grad_()
+    framed = []
+    monkeypatch.setattr(common, "framed_conv", lambda *a: framed.append(1) or framed_conv(*a))
+    WaveConv(4, TAP_GEMM_FROM_CHANNELS // 2, kernel_size=3, stride=3)(as_rows(x))  # narrower: oneDNN's
+    y = conv(as_rows(x))
+    assert framed == ([1] if tap_gemm_cpu else [])
+    assert y.is_contiguous(memory_format=torch.channels_last) and y.shape == (2, TAP_GEMM_FROM_CHANNELS, 1, 3**6)
+    reference = F.conv1d(x, conv.weight, conv.bias, stride=3)
+    assert torch.allclose(y.squeeze(2), reference, atol=1e-5)
+    assert_same_gradients(y, reference, (conv.weight, conv.bias, x))  # weight, bias, input
+
+
 def test_channels_last_grad_back_returns_the_gradient_in_the_inputs_layout(rng: np.random.Generator) -> None:
     x = noise(rng, 2, 6, 8, 5).requires_grad_()  # contiguous (B, C, H, W), like Harmonic-CNN's front end
     y = ChannelsLastGradBack.apply(x)

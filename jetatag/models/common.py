@@ -142,7 +142,7 @@ class WaveConv(nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, 1, T) channels-last
-        if self._tiles_one_channel(x):
+        if self._tiles_signal(x):
             return framed_conv(x, self.weight, self.bias)  # (B, C_out, 1, T // k)
         weight = self.weight.unsqueeze(2)  # (C_out, C_in, 1, k)
         stride, padding = self.stride[0], self.padding[0]
@@ -157,12 +157,17 @@ class WaveConv(nn.Conv1d):
         # a one-channel input is both layouts at once and torch then picks (B, C, 1, T): restore channels-last
         return y.contiguous(memory_format=torch.channels_last)
 
-    def _tiles_one_channel(self, x: torch.Tensor) -> bool:
-        """Whether this is a CPU conv over a one-channel signal whose windows tile it (kernel = stride, no padding)."""
+    def _tiles_signal(self, x: torch.Tensor) -> bool:
+        """Whether this is a CPU conv whose windows tile its input (kernel = stride, no padding) over one channel,
+        or, on a CPU without AVX-512, over many channels in channels-last rows into a wide output."""
         k, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
-        return (
-            self.in_channels == 1 and k == stride and padding == 0 and self.dilation == (1,) and x.device.type == "cpu"
+        tiles = k == stride and padding == 0 and self.dilation == (1,) and self.groups == 1 and x.device.type == "cpu"
+        many_channels = (
+            TAP_GEMM_CPU
+            and self.out_channels >= TAP_GEMM_FROM_CHANNELS
+            and x.is_contiguous(memory_format=torch.channels_last)
         )
+        return tiles and (self.in_channels == 1 or many_channels)
 
     def _takes_tap_gemm(self) -> bool:
         """Whether a segmentable call takes its weight gradient as one matmul per tap instead: a wide stride-1
@@ -192,29 +197,34 @@ BIAS_IN_MATMUL_FROM = 128
 
 
 def framed_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """A Conv1d whose k-sample windows tile a one-channel signal, computed as one matmul of its k-sample frames.
+    """A Conv1d whose k-sample windows tile its channels-last input, computed as one matmul of its k-sample frames.
 
-    On CPU oneDNN runs such a conv (Sample-CNN's stem) in the (B, C, 1, T) layout, which then costs a copy to
-    channels-last, and its weight gradient a copy back: 100 ms of a paper-width step, against 48 ms here.
-    From :data:`BIAS_IN_MATMUL_FROM` output channels the bias is the weight of a constant 1 appended to each
-    frame: ``addmm`` copies the bias into every output row first, and its backward reads the output gradient
-    twice, summing it for the bias and multiplying it for the weight, where the (k + 1)-column matmul's reads it
-    once (16 × 59,049 samples, 128 channels: forward + backward 64 → 27 ms). The output is the same to the bit
+    In channels-last rows a frame, k samples × C_in channels, lies contiguous in memory, so the frames are a view.
+    On CPU oneDNN runs such a conv over one channel (Sample-CNN's stem) in the (B, C, 1, T) layout, which then
+    costs a copy to channels-last, and its weight gradient a copy back: 100 ms of a paper-width step, against 48
+    ms here. Over many channels (Music-SincNet's 256 filters into its 128-channel stem) oneDNN's AVX2 weight
+    gradient is slow (:mod:`jetatag.models.same_conv`), so CPUs without AVX-512 take the matmul there too.
+    Over one channel, from :data:`BIAS_IN_MATMUL_FROM` output channels, the bias is the weight of a constant 1
+    appended to each frame: ``addmm`` copies the bias into every output row first, and its backward reads the
+    output gradient twice, summing it for the bias and multiplying it for the weight, where the (k + 1)-column
+    matmul's reads it once (16 × 59,049 samples, 128 channels: forward + backward 64 → 27 ms); wider frames
+    would cost a copy of the input for their extra column. The output is the same to the bit
     here, the bias gradient a sum in another order; narrower stems (the demo's 16 channels, 7 → 4 ms) keep
     ``addmm``, so the demo's committed results stay the same to the bit.
     """
-    batch, _, _, length = x.shape  # (B, 1, 1, T)
-    c_out, _, k = weight.shape  # (C_out, 1, k)
+    batch, c_in, _, length = x.shape  # (B, C_in, 1, T) channels-last
+    c_out, _, k = weight.shape  # (C_out, C_in, k)
     n = length // k
-    frames = x.reshape(batch, length)[:, : n * k].reshape(batch * n, k)  # (B·T', k): frame t is x[k·t : k·t + k]
-    kernels = weight.reshape(c_out, k).t()  # (k, C_out)
+    rows = x.permute(0, 2, 3, 1).reshape(batch, length * c_in)  # (B, T·C_in): sample-major, a view
+    frames = rows[:, : n * k * c_in].reshape(batch * n, k * c_in)  # (B·T', k·C_in): frame t is samples k·t … k·t + k
+    kernels = weight.permute(0, 2, 1).reshape(c_out, k * c_in).t()  # (k·C_in, C_out), sample-major like the frames
     if bias is None:
         y = frames @ kernels
-    elif c_out < BIAS_IN_MATMUL_FROM:
+    elif c_out < BIAS_IN_MATMUL_FROM or c_in > 1:
         y = torch.addmm(bias, frames, kernels)
-    else:
+    else:  # (B·T', k + 1) @ (k + 1, C_out)
         ones = frames.new_ones(batch * n, 1)
-        y = torch.cat([frames, ones], dim=1) @ torch.cat([kernels, bias.unsqueeze(0)])  # (B·T', k + 1) @ (k + 1, C_out)
+        y = torch.cat([frames, ones], dim=1) @ torch.cat([kernels, bias.unsqueeze(0)])
     return y.view(batch, 1, n, c_out).permute(0, 3, 1, 2)  # (B, C_out, 1, T') channels-last
 
 
