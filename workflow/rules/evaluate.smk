@@ -28,6 +28,7 @@ rule evaluate:
             "jetatag/models/harmonic.py",
             "jetatag/models/hcnn.py",
             "jetatag/models/heads.py",
+            "jetatag/models/same_conv.py",
             "jetatag/models/samplecnn.py",
             "jetatag/models/sinc.py",
             "jetatag/models/sincnet.py",
