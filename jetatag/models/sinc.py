@@ -62,7 +62,8 @@ class SameConvolution(torch.autograd.Function):
     ) -> torch.Tensor:
         ctx.save_for_backward(spectrum, response)
         ctx.n_fft, ctx.start = n_fft, start
-        out = spectrum.real.new_empty(spectrum.shape[0], response.shape[0], length)  # (B, F, L)
+        dtype = torch.promote_types(spectrum.dtype, response.dtype).to_real()  # float64 filters: a float64 output
+        out = response.new_empty(spectrum.shape[0], response.shape[0], length, dtype=dtype)  # (B, F, L)
         for clip_spectrum, clip_out in zip(spectrum, out, strict=True):
             full = torch.fft.irfft(clip_spectrum * response, n=n_fft)  # (F, n_fft) linear convolution
             clip_out.copy_(full[:, start : start + length])
