@@ -16,7 +16,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 from jetatag.config import HcnnFrontEnd, HcnnHead, ModelParams, TagEncoderNorm, load_params
 from jetatag.errors import StageError
 from jetatag.extractors import EXTRACTOR_IDS, extractor_spec
-from jetatag.models import H_DIM, build_extractor, common, conv3x3, h_dim
+from jetatag.models import H_DIM, build_extractor, common, conv3x3, h_dim, same_conv
 from jetatag.models.common import (
     BIAS_IN_MATMUL_FROM,
     KERAS_BN_EPS,
@@ -690,7 +690,7 @@ def test_many_channel_tiled_conv_is_a_matmul_of_frames_without_avx512(
     length: int, tap_gemm_cpu: bool, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.manual_seed(0)
-    monkeypatch.setattr(common, "TAP_GEMM_CPU", tap_gemm_cpu)
+    monkeypatch.setattr(same_conv, "TAP_GEMM_CPU", tap_gemm_cpu)
     conv = WaveConv(4, TAP_GEMM_FROM_CHANNELS, kernel_size=3, stride=3)  # Music-SincNet's stem over 4 filters
     with torch.no_grad():
         conv.bias.normal_()  # a bias gradient worth comparing
@@ -779,7 +779,7 @@ def test_wide_wave_conv_takes_tap_weight_gradients_without_avx512(
     tap_gemm_cpu: bool, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.manual_seed(0)
-    monkeypatch.setattr(common, "TAP_GEMM_CPU", tap_gemm_cpu)
+    monkeypatch.setattr(same_conv, "TAP_GEMM_CPU", tap_gemm_cpu)
     conv = WaveConv(4, TAP_GEMM_FROM_CHANNELS, kernel_size=3, padding=1)
     with torch.no_grad():
         conv.bias.normal_()  # a bias gradient worth comparing

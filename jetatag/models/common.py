@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetatag.models.same_conv import TAP_GEMM_CPU, TAP_GEMM_FROM_CHANNELS, WeightGradConv, tap_weight_grad
+from jetatag.models.same_conv import WeightGradConv, takes_tap_gemm, tap_weight_grad
 
 H_DIM = 1024
 """Size of the extractor output h (the paper changes every extractor to end in 1024 dimensions)."""
@@ -162,18 +162,14 @@ class WaveConv(nn.Conv1d):
         or, on a CPU without AVX-512, over many channels in channels-last rows into a wide output."""
         k, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
         tiles = k == stride and padding == 0 and self.dilation == (1,) and self.groups == 1 and x.device.type == "cpu"
-        many_channels = (
-            TAP_GEMM_CPU
-            and self.out_channels >= TAP_GEMM_FROM_CHANNELS
-            and x.is_contiguous(memory_format=torch.channels_last)
-        )
+        many_channels = takes_tap_gemm(self.out_channels) and x.is_contiguous(memory_format=torch.channels_last)
         return tiles and (self.in_channels == 1 or many_channels)
 
     def _takes_tap_gemm(self) -> bool:
         """Whether a segmentable call takes its weight gradient as one matmul per tap instead: a wide stride-1
         "same" conv on a CPU without AVX-512 (:mod:`jetatag.models.same_conv`)."""
         k, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
-        return TAP_GEMM_CPU and stride == 1 and padding == k // 2 and self.out_channels >= TAP_GEMM_FROM_CHANNELS
+        return takes_tap_gemm(self.out_channels) and stride == 1 and padding == k // 2
 
     def _segmentable(self, x: torch.Tensor) -> bool:
         """Whether this call may take :class:`SegmentedWeightGradConv`: a float32 CPU training step, fitting conv."""

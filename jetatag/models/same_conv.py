@@ -33,6 +33,11 @@ STACKED_TAPS_BELOW = 32
 C_in wide (Harmonic-CNN's first block, 6 harmonics) runs far below the rate of one taps × C_in wide."""
 
 
+def takes_tap_gemm(out_channels: int) -> bool:
+    """Whether a conv with ``out_channels`` outputs takes matmuls for its weight gradient on this CPU."""
+    return TAP_GEMM_CPU and out_channels >= TAP_GEMM_FROM_CHANNELS
+
+
 class WeightGradConv(torch.autograd.Function):
     """conv2d(x, weight, bias, padding=(kh // 2, kw // 2)), stride 1, on channels-last (B, C, H, W) maps.
 
