@@ -22,10 +22,12 @@ from jetatag.models.common import (
     KERAS_BN_EPS,
     KERAS_BN_MOMENTUM,
     ChannelsLastGradBack,
+    FramesMatmul,
     WaveConv,
     WaveDropout,
     as_rows,
     framed_conv,
+    row_chunks,
     segment_count,
 )
 from jetatag.models.conv3x3 import BANDED_FROM_ROWS, CHEAP_BACKWARD_FROM, Conv3x3, banded_weight_grad
@@ -878,3 +880,13 @@ def test_default_init_and_bn_is_torch_batchnorm_and_he_convs() -> None:
     assert all(m.eps == 1e-5 and m.momentum == 0.1 for m in extractor.modules() if isinstance(m, torch.nn.BatchNorm2d))
     convs = [m for m in extractor.modules() if isinstance(m, torch.nn.Conv2d)]
     assert any(c.weight.abs().max() > _conv_bounds(c)[0] for c in convs)
+
+
+def test_frames_matmul_sums_its_gradients_over_chunks_as_one_matmul_would(rng: np.random.Generator) -> None:
+    frames = noise(rng, 2 * 3**8, 3).requires_grad_()  # 13,122 one-channel frames of 3 samples
+    kernels, bias = noise(rng, 3, 16).requires_grad_(), noise(rng, 16).requires_grad_()
+    assert row_chunks(frames.shape[0]) > 1  # the chunked sums are what is under test
+    y = FramesMatmul.apply(frames, kernels, bias)
+    reference = torch.addmm(bias, frames, kernels)
+    assert torch.equal(y, reference)
+    assert_same_gradients(y, reference, (frames, kernels, bias))

@@ -201,12 +201,10 @@ def framed_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ms here. Over many channels (Music-SincNet's 256 filters into its 128-channel stem) oneDNN's AVX2 weight
     gradient is slow (:mod:`jetatag.models.same_conv`), so CPUs without AVX-512 take the matmul there too.
     Over one channel, from :data:`BIAS_IN_MATMUL_FROM` output channels, the bias is the weight of a constant 1
-    appended to each frame: ``addmm`` copies the bias into every output row first, and its backward reads the
-    output gradient twice, summing it for the bias and multiplying it for the weight, where the (k + 1)-column
-    matmul's reads it once (16 × 59,049 samples, 128 channels: forward + backward 64 → 27 ms); wider frames
-    would cost a copy of the input for their extra column. The output is the same to the bit
-    here, the bias gradient a sum in another order; narrower stems (the demo's 16 channels, 7 → 4 ms) keep
-    ``addmm``, so the demo's committed results stay the same to the bit.
+    appended to each frame: ``addmm`` copies the bias into every output row first (16 × 59,049 samples, 128
+    channels: forward + backward 64 → 27 ms); wider frames would cost a copy of the input for their extra column,
+    and narrower stems (the demo's 16 channels) ran faster with ``addmm``. Few-column frames (one channel) take
+    :class:`FramesMatmul`'s chunked weight and bias gradients.
     """
     batch, c_in, _, length = x.shape  # (B, C_in, 1, T) channels-last
     c_out, _, k = weight.shape  # (C_out, C_in, k)
@@ -214,14 +212,60 @@ def framed_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     rows = x.permute(0, 2, 3, 1).reshape(batch, length * c_in)  # (B, T·C_in): sample-major, a view
     frames = rows[:, : n * k * c_in].reshape(batch * n, k * c_in)  # (B·T', k·C_in): frame t is samples k·t … k·t + k
     kernels = weight.permute(0, 2, 1).reshape(c_out, k * c_in).t()  # (k·C_in, C_out), sample-major like the frames
-    if bias is None:
-        y = frames @ kernels
-    elif c_out < BIAS_IN_MATMUL_FROM or c_in > 1:
-        y = torch.addmm(bias, frames, kernels)
-    else:  # (B·T', k + 1) @ (k + 1, C_out)
-        ones = frames.new_ones(batch * n, 1)
-        y = torch.cat([frames, ones], dim=1) @ torch.cat([kernels, bias.unsqueeze(0)])
+    if bias is not None and c_out >= BIAS_IN_MATMUL_FROM and c_in == 1:  # (B·T', k + 1) @ (k + 1, C_out)
+        frames = torch.cat([frames, frames.new_ones(batch * n, 1)], dim=1)
+        kernels, bias = torch.cat([kernels, bias.unsqueeze(0)]), None
+    y = FramesMatmul.apply(frames, kernels, bias) if k * c_in < CHUNKED_BELOW_FRAME else _matmul(frames, kernels, bias)
     return y.view(batch, 1, n, c_out).permute(0, 3, 1, 2)  # (B, C_out, 1, T') channels-last
+
+
+def _matmul(frames: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """frames @ kernels (+ bias): (N, K) @ (K, C_out)."""
+    return frames @ kernels if bias is None else torch.addmm(bias, frames, kernels)
+
+
+CHUNKED_BELOW_FRAME = 32
+"""Frames narrower than this (a one-channel stem's k or k + 1 samples) take :class:`FramesMatmul`'s backward."""
+CHUNK_ROWS = 2048
+"""About how many frames each chunk of :class:`FramesMatmul`'s weight gradient sums."""
+
+
+class FramesMatmul(torch.autograd.Function):
+    """frames @ kernels (+ bias) for a few-column (N, K) frames matrix, whose backward sums chunk by chunk.
+
+    The weight gradient frames^T @ grad reduces over N = batch × frames, hundreds of thousands of rows, to a
+    K × C_out result; MKL ran that one matmul at 1-3 GFLOP/s (2-core AMD EPYC, 16 × 19,683 frames of 3 samples:
+    25 ms at 16 channels, 41-103 ms at 128) and torch's bias sum over the rows took 7-16 ms. As a batched matmul
+    over chunks of about :data:`CHUNK_ROWS` rows, then a sum of the chunks' products: 3 and 21-26 ms, the bias 1 ms.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, frames: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        ctx.save_for_backward(frames, kernels)
+        return _matmul(frames, kernels, bias)  # (N, C_out)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        frames, kernels = ctx.saved_tensors
+        grad = grad.contiguous()  # (N, C_out)
+        needs_frames, needs_kernels, needs_bias = ctx.needs_input_grad
+        chunks = row_chunks(frames.shape[0])
+        grad_chunks = grad.view(chunks, -1, grad.shape[1])  # (chunks, N / chunks, C_out)
+        grad_frames = grad @ kernels.t() if needs_frames else None  # (N, K)
+        grad_kernels = None
+        if needs_kernels:
+            frame_chunks = frames.reshape(chunks, -1, frames.shape[1])  # (chunks, N / chunks, K)
+            grad_kernels = torch.bmm(frame_chunks.transpose(1, 2), grad_chunks).sum(dim=0)  # (K, C_out)
+        grad_bias = grad_chunks.sum(dim=1).sum(dim=0) if needs_bias else None  # (C_out,)
+        return grad_frames, grad_kernels, grad_bias
+
+
+def row_chunks(rows: int) -> int:
+    """How many equal chunks to cut ``rows`` rows into: the most that leaves each at least :data:`CHUNK_ROWS`
+    rows (1 when no divisor does)."""
+    return next((c for c in range(rows // CHUNK_ROWS, 1, -1) if rows % c == 0), 1)
 
 
 class WaveDropout(nn.Dropout):
