@@ -31,7 +31,7 @@ from jetatag.models.common import (
     segment_count,
 )
 from jetatag.models.conv3x3 import BANDED_FROM_ROWS, CHEAP_BACKWARD_FROM, Conv3x3, banded_weight_grad
-from jetatag.models.harmonic import A21HarmonicSTFT, HarmonicSTFT
+from jetatag.models.harmonic import BAND_GROUP, A21HarmonicSTFT, BandedFilterbank, HarmonicSTFT, band_groups
 from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.same_conv import (
@@ -217,6 +217,30 @@ def test_harmonic_stft_bandwidth_is_learnable_or_fixed() -> None:
     learnable(torch.randn(1, 4096)).mean().backward()
     assert learnable.bw_Q.grad is not None and learnable.bw_Q.grad.abs() > 0
     assert n_trainable(HarmonicSTFT(sample_rate=SR, learn_bw="fix")) == 0
+
+
+@pytest.mark.parametrize("q", [1.0, 0.05])  # Won et al.'s start, and bands wide enough to overlap whole groups
+@pytest.mark.parametrize("silent_group", [False, True])  # the first group's filters all zero
+def test_banded_filterbank_is_the_dense_product_with_its_gradients(
+    q: float, silent_group: bool, rng: np.random.Generator
+) -> None:
+    hstft = HarmonicSTFT(sample_rate=SR, bw_Q=q)
+
+    def bank() -> torch.Tensor:  # (768, 257), bw_Q's graph behind it: one for each product
+        filters = hstft.filterbank().t()
+        return torch.cat([torch.zeros_like(filters[:BAND_GROUP]), filters[BAND_GROUP:]]) if silent_group else filters
+
+    filters = bank()
+    groups = band_groups(filters)
+    assert len(groups) == filters.shape[0] // BAND_GROUP
+    assert (groups[0][2] == groups[0][3]) == silent_group  # an empty bin range for a silent group
+    covered = sum((end - start) * (high - low) for start, end, low, high in groups)
+    assert covered < filters.numel() / (10 if q == 1.0 else 1)  # the point of the bands: 8 % at Q = 1
+    values = torch.from_numpy(rng.random((2, filters.shape[1], 9), dtype=np.float32)).requires_grad_()
+    y = BandedFilterbank.apply(filters, values)
+    reference = torch.matmul(bank(), values)  # (2, 768, 9)
+    assert y.is_contiguous() and torch.allclose(y, reference, rtol=1e-5, atol=1e-6)
+    assert_same_gradients(y, reference, (hstft.bw_Q, values))
 
 
 # --- sinc filters -------------------------------------------------------------------------------
