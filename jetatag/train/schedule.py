@@ -88,10 +88,14 @@ def param_groups(model: nn.Module, *, conv_l2: float, l2_convs: nn.Module | None
 
 
 def make_optimizer(phase: Phase, groups: list[dict[str, object]]) -> Optimizer:
-    """A fresh optimizer for ``phase`` over ``groups`` (from :func:`param_groups`)."""
+    """A fresh optimizer for ``phase`` over ``groups`` (from :func:`param_groups`).
+
+    torch's fused kernels update all parameters in one op (CPU and CUDA): Adam's step over Music-SincNet's 134
+    demo-width tensors took 3 ms instead of 12 (2 cores), the per-tensor loop's overhead.
+    """
     groups = [dict(group) for group in groups]  # torch writes its defaults (lr, ...) into the group dicts
     if phase.optimizer == "adam":
-        return Adam(groups, lr=phase.lr)
+        return Adam(groups, lr=phase.lr, fused=True)
     if phase.optimizer == "sgd":
-        return SGD(groups, lr=phase.lr, momentum=SGD_MOMENTUM, nesterov=True)
+        return SGD(groups, lr=phase.lr, momentum=SGD_MOMENTUM, nesterov=True, fused=True)
     raise ValueError(f"unknown optimizer {phase.optimizer!r} (adam or sgd)")
