@@ -36,6 +36,7 @@ from jetatag.models.heads import Classifier
 from jetatag.models.losses import classification_loss, pair_loss, reconstruction_loss
 from jetatag.models.same_conv import (
     STACKED_TAPS_BELOW,
+    TAP_CHUNK_ROWS,
     TAP_GEMM_FROM_CHANNELS,
     WeightGrad,
     WeightGradConv,
@@ -785,11 +786,19 @@ def test_conv3x3_cpu_training_gradients_equal_conv2d(
 
 @pytest.mark.parametrize("in_channels", [STACKED_TAPS_BELOW - 1, STACKED_TAPS_BELOW])  # one matmul, or one per tap
 @pytest.mark.parametrize("kernel", [(3, 3), (1, 3), (1, 5), (5, 3)])
+@pytest.mark.parametrize("chunk_rows", [TAP_CHUNK_ROWS, 16])  # one product, or 11-14 chunks of 16 rows and the rest
+@pytest.mark.parametrize("size", [(7, 11), (1, 2)])  # on 1 × 2 maps a 5 × 3 kernel's reach is past the arrays' ends
 def test_tap_weight_grad_equals_the_convolutions_weight_gradient(
-    kernel: tuple[int, int], in_channels: int, rng: np.random.Generator
+    kernel: tuple[int, int],
+    in_channels: int,
+    chunk_rows: int,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    x = noise(rng, 3, in_channels, 7, 11).contiguous(memory_format=torch.channels_last)
-    grad = noise(rng, 3, 5, 7, 11).contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(same_conv, "TAP_CHUNK_ROWS", chunk_rows)
+    x = noise(rng, 3, in_channels, *size).contiguous(memory_format=torch.channels_last)
+    grad = noise(rng, 3, 5, *size).contiguous(memory_format=torch.channels_last)
     weight = noise(rng, 5, in_channels, *kernel)
     got = tap_weight_grad(grad, x, weight)
     padding = (kernel[0] // 2, kernel[1] // 2)
