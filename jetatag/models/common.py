@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jetatag.models.same_conv import WeightGradConv, takes_tap_gemm, tap_weight_grad
+from jetatag.models.same_conv import WeightGradConv, summed_products, takes_tap_gemm, tap_weight_grad
 
 H_DIM = 1024
 """Size of the extractor output h (the paper changes every extractor to end in 1024 dimensions)."""
@@ -251,14 +251,10 @@ class FramesMatmul(torch.autograd.Function):
         frames, kernels = ctx.saved_tensors
         grad = grad.contiguous()  # (N, C_out)
         needs_frames, needs_kernels, needs_bias = ctx.needs_input_grad
-        chunks = row_chunks(frames.shape[0])
-        grad_chunks = grad.view(chunks, -1, grad.shape[1])  # (chunks, N / chunks, C_out)
+        chunks = row_chunks(frames.shape[0])  # a divisor of N: every row in a chunk
         grad_frames = grad @ kernels.t() if needs_frames else None  # (N, K)
-        grad_kernels = None
-        if needs_kernels:
-            frame_chunks = frames.reshape(chunks, -1, frames.shape[1])  # (chunks, N / chunks, K)
-            grad_kernels = torch.bmm(frame_chunks.transpose(1, 2), grad_chunks).sum(dim=0)  # (K, C_out)
-        grad_bias = grad_chunks.sum(dim=1).sum(dim=0) if needs_bias else None  # (C_out,)
+        grad_kernels = summed_products(frames, grad, chunks=chunks) if needs_kernels else None  # (K, C_out)
+        grad_bias = grad.view(chunks, -1, grad.shape[1]).sum(dim=1).sum(dim=0) if needs_bias else None  # (C_out,)
         return grad_frames, grad_kernels, grad_bias
 
 

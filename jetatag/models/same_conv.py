@@ -126,15 +126,17 @@ TAP_MIN_CHUNKS = 4
 """Chunks of :func:`summed_products` on products of at least :data:`TAP_CHUNK_ROWS` rows."""
 
 
-def summed_products(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """left^T @ right, (N, a) and (N, b) → (a, b), as a batched matmul over chunks of rows summed, plus the rest.
+def summed_products(left: torch.Tensor, right: torch.Tensor, *, chunks: int | None = None) -> torch.Tensor:
+    """left^T @ right, (N, a) and (N, b) → (a, b), as a batched matmul over ``chunks`` chunks of rows summed, plus
+    the rest; by default at least :data:`TAP_MIN_CHUNKS` of about :data:`TAP_CHUNK_ROWS` rows on long products.
 
     MKL runs these tall reductions (N up to 655,360 rows, a and b 54-256) faster cut into chunks, each thread
     taking whole chunks (2-core AMD EPYC guest, alternating: 99-126 → 116-143 GFLOP/s over Sample-CNN's and
     Harmonic-CNN's paper-width shapes).
     """
     n = left.shape[0]
-    chunks = max(TAP_MIN_CHUNKS, n // TAP_CHUNK_ROWS) if n >= TAP_CHUNK_ROWS else 1
+    if chunks is None:
+        chunks = max(TAP_MIN_CHUNKS, n // TAP_CHUNK_ROWS) if n >= TAP_CHUNK_ROWS else 1
     rows = n // chunks
     used = chunks * rows
     left_chunks = left[:used].reshape(chunks, rows, left.shape[1]).transpose(1, 2)  # (chunks, a, rows)
