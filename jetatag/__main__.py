@@ -1,8 +1,6 @@
 """``python -m jetatag ...``: the same command line as the ``jetatag`` console script."""
 
-import sys
-
-from jetatag.cli import main
+from jetatag.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -22,12 +22,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from jetatag import __version__
 from jetatag.config import VARIANTS, Params, ParamsError, load_params
 from jetatag.errors import StageError
 from jetatag.extractors import EXTRACTOR_IDS
-from jetatag.runtime import configure_process
+from jetatag.runtime import collector_paused, configure_process, freeze_before_exit
 
 log = logging.getLogger("jetatag")
 
@@ -64,13 +65,15 @@ def _add_variant(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", required=True, choices=VARIANTS, help="with (je) or without (noje) stage 1")
 
 
-# --- stage handlers: each imports its implementation lazily so `--help` stays fast -------------
+# --- stage handlers: each imports its implementation lazily so `--help` stays fast, with the garbage
+# collector paused (jetatag.runtime) -------------------------------------------------------------
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
     explicit = {"--n-clips": args.n_clips, "--clip-seconds": args.clip_seconds, "--seed": args.seed}
     if all(v is None for v in explicit.values()):  # the pipeline stage: the mirror data.source asks for
-        from jetatag.synth.stage import run_synth
+        with collector_paused():
+            from jetatag.synth.stage import run_synth
 
         run_synth(_params(args), out_dir=args.out)
         return
@@ -79,32 +82,37 @@ def cmd_synth(args: argparse.Namespace) -> None:
         raise UsageError(f"synth: explicit sizes need all of {', '.join(explicit)} (missing: {', '.join(missing)})")
     if args.params:
         raise UsageError("synth: give --params or explicit sizes (--n-clips, --clip-seconds, --seed), not both")
-    from jetatag.synth.mirror import write_mirror
+    with collector_paused():
+        from jetatag.synth.mirror import write_mirror
 
     workers = 1 if args.workers is None else args.workers
     write_mirror(args.out, n_clips=args.n_clips, clip_seconds=args.clip_seconds, seed=args.seed, workers=workers)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    from jetatag.data.download import run_download
+    with collector_paused():
+        from jetatag.data.download import run_download
 
     run_download(_params(args), out_dir=args.out, synth_dir=args.synth)
 
 
 def cmd_labels(args: argparse.Namespace) -> None:
-    from jetatag.data.labels import run_labels
+    with collector_paused():
+        from jetatag.data.labels import run_labels
 
     run_labels(_params(args), raw_dir=args.raw, out_dir=args.out)
 
 
 def cmd_segment(args: argparse.Namespace) -> None:
-    from jetatag.data.segment import run_segment
+    with collector_paused():
+        from jetatag.data.segment import run_segment
 
     run_segment(_params(args), labels_dir=args.labels, raw_dir=args.raw, out_dir=args.out)
 
 
 def cmd_stage1(args: argparse.Namespace) -> None:
-    from jetatag.train.stage1 import run_stage1
+    with collector_paused():
+        from jetatag.train.stage1 import run_stage1
 
     run_stage1(
         _params(args),
@@ -116,7 +124,8 @@ def cmd_stage1(args: argparse.Namespace) -> None:
 
 
 def cmd_stage2(args: argparse.Namespace) -> None:
-    from jetatag.train.stage2 import run_stage2
+    with collector_paused():
+        from jetatag.train.stage2 import run_stage2
 
     if args.variant == "je" and args.stage1 is None:
         raise UsageError("stage2 --variant je needs --stage1 (the stage-1 checkpoint)")
@@ -132,19 +141,22 @@ def cmd_stage2(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from jetatag.evaluate.stage import run_evaluate
+    with collector_paused():
+        from jetatag.evaluate.stage import run_evaluate
 
     run_evaluate(_params(args), model_path=args.model, audio_dir=args.audio, out_json=args.out, out_arrays=args.arrays)
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from jetatag.evaluate.probe import run_probe
+    with collector_paused():
+        from jetatag.evaluate.probe import run_probe
 
     run_probe(_params(args), audio_dir=args.audio, out_json=args.out)
 
 
 def cmd_table1(args: argparse.Namespace) -> None:
-    from jetatag.report.table1 import run_table1
+    with collector_paused():
+        from jetatag.report.table1 import run_table1
 
     run_table1(
         _params(args),
@@ -160,7 +172,8 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
 
 def cmd_figure2(args: argparse.Namespace) -> None:
-    from jetatag.report.figure2 import run_figure2
+    with collector_paused():
+        from jetatag.report.figure2 import run_figure2
 
     run_figure2(
         _params(args),
@@ -176,7 +189,8 @@ def cmd_figure2(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from jetatag.tagging.run import run_export
+    with collector_paused():
+        from jetatag.tagging.run import run_export
 
     if args.model is None:
         if args.extractor is None or args.variant is None:
@@ -186,7 +200,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_tag(args: argparse.Namespace) -> None:
-    from jetatag.tagging.run import run_tag
+    with collector_paused():
+        from jetatag.tagging.run import run_tag
 
     sys.stdout.write(
         run_tag(
@@ -202,7 +217,8 @@ def cmd_tag(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from jetatag.tagging.run import run_index
+    with collector_paused():
+        from jetatag.tagging.run import run_index
 
     sys.stdout.write(
         run_index(
@@ -212,7 +228,8 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from jetatag.tagging.run import run_search
+    with collector_paused():
+        from jetatag.tagging.run import run_search
 
     sys.stdout.write(run_search(args.index, args.tags, k=args.k, by=args.by, model_path=args.model))
 
@@ -221,21 +238,24 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_pipeline_generate(args: argparse.Namespace) -> None:
-    from jetatag.pipeline import write_generated
+    with collector_paused():
+        from jetatag.pipeline import write_generated
 
     written = write_generated(args.root, check=args.check)
     log.info("%s", f"wrote {', '.join(written)}" if written else "generated files are up to date")
 
 
 def cmd_pipeline_apply_profile(args: argparse.Namespace) -> None:
-    from jetatag.profiles import apply_profile
+    with collector_paused():
+        from jetatag.profiles import apply_profile
 
     changed = apply_profile(args.profile, args.params_file)
     log.info("%s: %d values from %s: %s", args.params_file, len(changed), args.profile, ", ".join(changed) or "none")
 
 
 def cmd_metrics_diff(args: argparse.Namespace) -> None:
-    from jetatag.metrics_diff import write_metrics_diff
+    with collector_paused():
+        from jetatag.metrics_diff import write_metrics_diff
 
     write_metrics_diff(args.base, args.out)
 
@@ -476,5 +496,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def run() -> NoReturn:
+    """The process entry point (``jetatag`` console script, ``python -m jetatag``): exit with main's status.
+
+    The objects left alive are frozen first, so the interpreter's teardown does not walk them
+    (:mod:`jetatag.runtime`); :func:`main` itself leaves the collector as it was, for callers in a process that
+    goes on.
+    """
+    status = main()
+    freeze_before_exit()
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -16,17 +16,25 @@
   on 2 cores the demo's steps were within 3-6 % of full spinning, and steps on shared cores 1.15-1.3×
   those of sleeping threads (``benchmarks/openmp_waiting.py``, ``benchmarks/results/``).
 
-Neither changes any result.
+* Garbage collector. Importing a stage's libraries (torch, scikit-learn, dvclive) builds millions of
+  objects, and the cyclic collector walks them again and again while it does: a training stage's imports
+  took 6.2 s, 5.4 s with the collector paused. At exit the interpreter's teardown walks them once more:
+  2.0 s, 0.4 s once they are frozen (``gc.freeze``: left out of every later collection). Each stage of the
+  pipeline is its own process, so this is paid once per stage: 37 times in one ``dvc repro``.
+
+None of these changes any result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +84,23 @@ def configure_process() -> None:
         log.debug("torch already imported: OpenMP's waiting left as it is")
     bound_openmp_spinning()
     keep_freed_memory()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run the block (a stage's lazy imports) without cyclic garbage collection."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def freeze_before_exit() -> None:
+    """Leave every live object out of the interpreter's teardown collection (see the module docstring).
+
+    Only for a process about to exit: frozen objects are never collected.
+    """
+    gc.freeze()

@@ -95,7 +95,7 @@ def test_version_comes_from_the_package_metadata(monkeypatch: pytest.MonkeyPatch
 
 
 def test_python_m_runs_the_console_entry_point(tmp_path: Path) -> None:
-    """``python -m jetatag`` and ``jetatag`` (``jetatag.cli:main``) share one main: same statuses and messages."""
+    """``python -m jetatag`` and ``jetatag`` (``jetatag.cli:run``) share one entry point: same statuses and messages."""
     missing = tmp_path / "missing.yaml"
     result = _jetatag("labels", "--params", str(missing), "--raw", str(tmp_path), "--out", str(tmp_path / "out"))
     assert result.returncode == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jetatag.runtime import SPIN_COUNT, bound_openmp_spinning, keep_freed_memory
+from jetatag.runtime import SPIN_COUNT, bound_openmp_spinning, collector_paused, keep_freed_memory
 
 
 def test_openmp_spinning_is_bounded_unless_the_user_chose() -> None:
@@ -47,6 +48,32 @@ def test_the_command_line_bounds_spinning_before_torch_loads() -> None:
         env=env,
     )
     assert out.stdout.split() == [str(SPIN_COUNT), "False"], out.stderr
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_collector_is_paused_in_the_block_and_restored_after(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with pytest.raises(RuntimeError), collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("an import that fails")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_the_command_line_freezes_live_objects_only_on_its_way_out() -> None:
+    """``python -m jetatag`` freezes what is alive before exiting; ``cli.main`` in a process that goes on does not."""
+    code = (
+        "import atexit, gc, sys; from jetatag import cli; "
+        "cli.cmd_labels = lambda args: print('handler', gc.get_freeze_count() == 0, gc.isenabled()); "
+        "atexit.register(lambda: print('exit', gc.get_freeze_count() > 0)); "
+        "sys.argv[1:] = ['labels', '--raw', 'x', '--out', 'y']; cli.run()"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["handler", "True", "True", "exit", "True"], out.stderr
 
 
 def test_benchmark_workers_get_their_own_trees_openmp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
