@@ -28,7 +28,7 @@ from jetatag import __version__
 from jetatag.config import VARIANTS, Params, ParamsError, load_params
 from jetatag.errors import StageError
 from jetatag.extractors import EXTRACTOR_IDS
-from jetatag.runtime import collector_paused, configure_process, freeze_before_exit
+from jetatag.runtime import collector_paused, configure_process, declare_one_shot_process, freeze_before_exit
 
 log = logging.getLogger("jetatag")
 
@@ -499,10 +499,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> NoReturn:
     """The process entry point (``jetatag`` console script, ``python -m jetatag``): exit with main's status.
 
-    The objects left alive are frozen first, so the interpreter's teardown does not walk them
-    (:mod:`jetatag.runtime`); :func:`main` itself leaves the collector as it was, for callers in a process that
-    goes on.
+    The objects a handler's imports build are frozen once imported, and those left alive at the end before
+    exiting, so that neither the command's own collections nor the interpreter's teardown walk them
+    (:mod:`jetatag.runtime`); :func:`main` alone leaves the collector as it was, for callers in a process
+    that goes on.
     """
+    declare_one_shot_process()
     status = main()
     freeze_before_exit()
     sys.exit(status)

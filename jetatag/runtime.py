@@ -18,9 +18,12 @@
 
 * Garbage collector. Importing a stage's libraries (torch, scikit-learn, dvclive) builds millions of
   objects, and the cyclic collector walks them again and again while it does: a training stage's imports
-  took 6.2 s, 5.4 s with the collector paused. At exit the interpreter's teardown walks them once more:
-  2.0 s, 0.4 s once they are frozen (``gc.freeze``: left out of every later collection). Each stage of the
-  pipeline is its own process, so this is paid once per stage: 37 times in one ``dvc repro``.
+  took 6.2 s, 5.4 s with the collector paused. Every full collection after them walks them once more: those
+  of the stage's own work (``torch.optim`` imports ``torch._dynamo`` at the first optimizer, 2.5-3 s) and
+  the interpreter's teardown at exit (2.0 s). A process that runs one command and exits freezes them once
+  they are imported (``gc.freeze``: left out of every later collection); what it creates afterwards is
+  collected as usual. Each stage of the pipeline is its own process, so this is paid once per stage: 37
+  times in one ``dvc repro``.
 
 None of these changes any result.
 """
@@ -86,13 +89,31 @@ def configure_process() -> None:
     keep_freed_memory()
 
 
+_one_shot = False
+"""Whether this interpreter exits after one command (:func:`declare_one_shot_process`)."""
+
+
+def declare_one_shot_process() -> None:
+    """Declare that this interpreter runs one command and exits (``python -m jetatag``): from now on,
+    :func:`collector_paused` freezes what its block imported, and those objects are never collected."""
+    global _one_shot
+    _one_shot = True
+
+
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
-    """Run the block (a stage's lazy imports) without cyclic garbage collection."""
+    """Run the block (a stage's lazy imports) without cyclic garbage collection.
+
+    In a one-shot process (:func:`declare_one_shot_process`) the objects alive after the block are frozen:
+    no later collection walks them again. A process that goes on (the tests calling ``cli.main``) keeps its
+    collector as it was.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        if _one_shot:
+            gc.freeze()
     finally:
         if enabled:
             gc.enable()

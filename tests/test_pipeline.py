@@ -456,7 +456,8 @@ class DvcRun:
 N_METRICS = len(EXTRACTOR_IDS) * len(VARIANTS) * 4 + 2
 """Columns of reports/metrics.json: paper ROC/PR-AUC and literature ROC-AUC/AP per model, the probe's two."""
 
-NEW_STAGE1_SCHEDULE = "train.stage1_schedule=[{optimizer:adam,lr:0.002,epochs:1}]"
+NEW_CACHE_CROPS = "train.je_cache_crops=2"
+"""A JE stage-2 param: its experiment reruns 14 of the 37 jobs, and none upstream of JE stage 2."""
 
 
 @pytest.fixture(scope="session")
@@ -470,7 +471,7 @@ def dvc_run(tmp_path_factory: pytest.TempPathFactory, checkout: Path, snakemake_
     repro_again = _run(["dvc", "repro"], ws)
     dry = _run(["dvc", "repro", "--dry", "--force"], ws)  # --force: print every stage's command
     snakemake_dry = _run(["snakemake", "-n", "-p", "--forceall"], ws)
-    exp_run = _run(["dvc", "exp", "run", "-n", "schedule", "-S", NEW_STAGE1_SCHEDULE], ws)
+    exp_run = _run(["dvc", "exp", "run", "-n", "cache-crops", "-S", NEW_CACHE_CROPS], ws)
     exp_show = json.loads(_run(["dvc", "exp", "show", "--json"], ws, stdout_only=True))
     _run(["jetatag", "metrics-diff", "--base", "HEAD", "--out", "reports/metrics_diff.md"], ws)
     metrics_diff = (ws / "reports/metrics_diff.md").read_text(encoding="utf-8")
@@ -558,19 +559,19 @@ def test_both_front_ends_print_the_same_commands(dvc_run: DvcRun) -> None:
 
 @pytest.mark.slow
 def test_train_param_change_reruns_only_what_reads_it(dvc_run: DvcRun) -> None:
-    # train.stage1_schedule: stage 1, the JE stage 2 on top of it, their evaluations and the reports;
-    # never the data stages, the no-JE baselines or their evaluations
+    # train.je_cache_crops: the JE stage 2, its evaluations and the reports; never stage 1 (whose checkpoint
+    # JE stage 2 reads), the data stages, the no-JE baselines or their evaluations
     je_evals = {f"evaluate@{x}-je" for x in EXTRACTOR_IDS}
-    assert _ran(dvc_run.exp_run) == _dvc_stage_names(["stage1", "stage2", "table1", "figure2"]) | je_evals
+    assert _ran(dvc_run.exp_run) == _dvc_stage_names(["stage2", "table1", "figure2"]) | je_evals
 
 
 @pytest.mark.slow
 def test_exp_run_records_the_experiment(dvc_run: DvcRun) -> None:
     experiments = {exp["name"]: exp for row in dvc_run.exp_show for exp in (row.get("experiments") or [])}
-    assert "schedule" in experiments
-    data = experiments["schedule"]["revs"][0]["data"]
+    assert "cache-crops" in experiments
+    data = experiments["cache-crops"]["revs"][0]["data"]
     params = data["params"]["params.yaml"]["data"]
-    assert params["train"]["stage1_schedule"] == [{"optimizer": "adam", "lr": 0.002, "epochs": 1}]
+    assert params["train"]["je_cache_crops"] == 2
     # one flat metrics file: a column per headline number, not thousands of per-tag values
     assert set(data["metrics"]) == {"reports/metrics.json"}
     values = data["metrics"]["reports/metrics.json"]["data"]
@@ -590,7 +591,7 @@ def test_dvc_plots_show_curves_across_extractors_and_the_figures(dvc_run: DvcRun
 
 @pytest.mark.slow
 def test_metrics_diff_reports_param_and_metric_changes(dvc_run: DvcRun) -> None:
-    assert "| params.yaml | train.stage1_schedule" in dvc_run.metrics_diff
+    assert "| params.yaml | train.je_cache_crops" in dvc_run.metrics_diff
     assert re.search(r"\| reports/metrics\.json\s*\| hcnn\.je\.", dvc_run.metrics_diff)
     assert "No revision `no-such-revision`" in dvc_run.metrics_diff_no_base
     assert "reports/metrics.json" in dvc_run.metrics_diff_no_base  # the current metrics instead

@@ -63,17 +63,36 @@ def test_collector_is_paused_in_the_block_and_restored_after(enabled: bool) -> N
         (gc.enable if was else gc.disable)()
 
 
-def test_the_command_line_freezes_live_objects_only_on_its_way_out() -> None:
-    """``python -m jetatag`` freezes what is alive before exiting; ``cli.main`` in a process that goes on does not."""
-    code = (
-        "import atexit, gc, sys; from jetatag import cli; "
-        "cli.cmd_labels = lambda args: print('handler', gc.get_freeze_count() == 0, gc.isenabled()); "
-        "atexit.register(lambda: print('exit', gc.get_freeze_count() > 0)); "
-        "sys.argv[1:] = ['labels', '--raw', 'x', '--out', 'y']; cli.run()"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+HANDLER_REPORTING_FREEZES = """
+import atexit, gc, sys
+from jetatag import cli
+from jetatag.runtime import collector_paused
+
+def handler(args):
+    before = gc.get_freeze_count()
+    with collector_paused():
+        import json
+    print("handler", before, gc.get_freeze_count() > 0, gc.isenabled())
+
+cli.cmd_labels = handler
+atexit.register(lambda: print("exit", gc.get_freeze_count() > 0))
+sys.argv[1:] = ["labels", "--raw", "x", "--out", "y"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("cli.run()", ["handler", "0", "True", "True", "exit", "True"]),
+        ("sys.exit(cli.main())", ["handler", "0", "False", "True", "exit", "False"]),
+    ],
+)
+def test_only_a_one_shot_process_freezes_its_imports(entry: str, expected: list[str]) -> None:
+    """``python -m jetatag`` (``cli.run``) freezes what a handler imported, and what is alive at exit;
+    ``cli.main`` in a process that goes on leaves the collector as it was."""
+    out = subprocess.run([sys.executable, "-c", HANDLER_REPORTING_FREEZES + entry], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["handler", "True", "True", "exit", "True"], out.stderr
+    assert out.stdout.split() == expected, out.stderr
 
 
 def test_benchmark_workers_get_their_own_trees_openmp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
