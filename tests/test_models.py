@@ -286,6 +286,7 @@ def test_fft_convolution_gradients_equal_the_direct_convolutions(wave_grad: bool
     out = fft_convolve(wave, filters)  # (3, 4, 1000)
     reference = F.conv1d(wave.unsqueeze(1), filters.flip(-1).unsqueeze(1), padding=31)  # convolution, "same"
     assert torch.allclose(out, reference, atol=1e-4)
+    assert as_rows(out).data_ptr() == out.data_ptr()  # written as the body's channels-last rows: no copy between
     assert fft_convolve(wave, filters.double()).dtype == torch.float64  # float64 filters (the exactness checks)
     inputs = (filters, wave) if wave_grad else (filters,)
     grads = torch.autograd.grad((out * weights).sum(), inputs)
