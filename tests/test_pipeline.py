@@ -323,7 +323,7 @@ class Tool:
 
     def __init__(self, cmd: Sequence[str], workspace: Path, **extra_env: str) -> None:
         self.cmd = list(cmd)
-        # closed by output(), which the test or fixture that started the command calls
+        # closed by output(), or by stop() for a run nobody waited for
         self._out = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -343,6 +343,14 @@ class Tool:
         if self.process.returncode != 0:
             pytest.fail(f"`{' '.join(self.cmd)}` exited {self.process.returncode}:\n{(out + err)[-6000:]}")
         return out if stdout_only else out + err
+
+    def stop(self) -> None:
+        """Kill the command if it still runs (a test failed before waiting for it) and close its output files."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._out.close()
+        self._err.close()
 
     @staticmethod
     def _read(spool: IO[str]) -> str:
@@ -431,9 +439,7 @@ def snakemake_start(tmp_path_factory: pytest.TempPathFactory, checkout: Path) ->
     cache = tmp_path_factory.mktemp("snakemake-cache")
     run = Tool(["snakemake", "--cores", "2", "--cache"], ws, SNAKEMAKE_OUTPUT_CACHE=str(cache))
     yield SnakemakeStart(ws, cache, run)
-    if run.process.poll() is None:  # a test failed early: do not leave it running
-        run.process.kill()
-        run.process.wait()
+    run.stop()  # a test failed early: do not leave it running
 
 
 @dataclass(frozen=True)
