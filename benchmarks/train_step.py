@@ -1,6 +1,7 @@
 """Milliseconds per training step and peak memory for each extractor, at paper size and demo size.
 
-A step is forward + backward + Adam update on one batch (default 16) of random crops:
+A step is forward + backward + Adam update (lr 1e-4, built as training builds its optimizers) on one batch
+(default 16) of random crops:
 * "stage 1" — the JE stage-1 model (extractor + projection + tag autoencoder, pair + reconstruction
   loss). The no-JE baseline's step (extractor + classifier, BCE) costs the same to within the heads.
 * "je stage 2" — the tagger with its extractor frozen (no extractor gradients) and the classifier trained.
@@ -18,7 +19,8 @@ The table ends with the full-MTAT training time each step time implies (15,247 c
     python benchmarks/train_step.py --extractors samplecnn hcnn --sizes demo --steps 5
 
 Before/after: ``--against REV`` times the no-JE training step (extractor + classifier, BCE, Adam) of
-this working tree and of git revision REV side by side, in lockstep: two long-lived worker processes,
+this working tree and of git revision REV side by side, each with the optimizer its own training builds
+(torch's fused Adam since ``f2cb346``, the per-tensor one before), in lockstep: two long-lived worker processes,
 one importing each tree's ``jetatag``, take steps in alternation (the order swaps every round), so both
 see the same machine load; it prints the median ms per step of each and their ratio.
 
@@ -48,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +125,7 @@ def measure(
 
     joint = build_joint_embedding(extractor, model, n_tags=N_TAGS, sample_rate=16000).to(dev).train()
     n_params = sum(p.numel() for p in joint.extractor.parameters() if p.requires_grad)
-    optimizer = torch.optim.Adam(joint.parameters(), lr=1e-4)
+    optimizer = training_optimizer(joint.parameters())
 
     def stage1_step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -145,7 +147,7 @@ def measure(
 
     classifier = Classifier(jetatag.models.h_dim(joint.extractor), N_TAGS)
     tagger = Tagger.from_joint(joint, classifier).to(dev).freeze_extractor().train()
-    optimizer2 = torch.optim.Adam(tagger.classifier.parameters(), lr=1e-4)
+    optimizer2 = training_optimizer(tagger.classifier.parameters())
 
     def stage2_step() -> None:
         optimizer2.zero_grad(set_to_none=True)
@@ -183,6 +185,15 @@ def implied_hours(stage1_ms: float, je_stage2_ms: float, batch: int) -> dict[str
     }
 
 
+def training_optimizer(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam at 1e-4 over ``params``, built by the imported tree's own ``make_optimizer``, so that a step here
+    updates the weights as that tree's training does (fused kernels since ``f2cb346``, per-tensor before)."""
+    from jetatag.config import Phase
+    from jetatag.train.schedule import make_optimizer
+
+    return make_optimizer(Phase(optimizer="adam", lr=1e-4, epochs=1), [{"params": list(params)}])
+
+
 def no_je_step(extractor: str, model: ModelParams, *, batch: int, threads: int, seed: int) -> Callable[[], None]:
     """One no-JE training step (extractor + classifier, BCE, Adam) on a fixed random batch, as a callable.
 
@@ -202,7 +213,7 @@ def no_je_step(extractor: str, model: ModelParams, *, batch: int, threads: int, 
     tags = (torch.rand(batch, N_TAGS, generator=generator) < 0.1).float()  # (B, n_tags)
     torch.manual_seed(seed)
     tagger = build_tagger(extractor, model, n_tags=N_TAGS, sample_rate=16000).train()
-    optimizer = torch.optim.Adam(tagger.parameters(), lr=1e-4)
+    optimizer = training_optimizer(tagger.parameters())
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
