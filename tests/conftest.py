@@ -1,4 +1,4 @@
-"""Shared test fixtures: a seeded rng, params built from overrides, tiny MTAT-format data sets, a note-bank cache."""
+"""Shared test fixtures: a seeded rng, params from overrides, tiny MTAT-format data, a note-bank cache, benchmarks."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def note_bank_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JETATAG_CACHE_DIR", str(folder))
         yield folder
+
+
+@pytest.fixture
+def benchmarks_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the scripts of ``benchmarks/`` importable by name for this test (they are scripts, not a package)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -222,9 +221,9 @@ def test_kernels_leave_torchs_thread_count_alone(rng: np.random.Generator) -> No
     assert numba.threading_layer() == "workqueue"
 
 
+@pytest.mark.usefixtures("benchmarks_importable")
 @pytest.mark.parametrize("name", FUSED_EXTRACTORS)
-def test_training_gradients_are_as_close_to_exact_as_torchs(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+def test_training_gradients_are_as_close_to_exact_as_torchs(name: str) -> None:
     from bn_relu import training_gradient_errors  # the benchmark's --accuracy measurement
 
     torch_error, fused_error = training_gradient_errors(name, width=0.125, batch=4)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from jetatag.models.hcnn import BLOCKS
@@ -12,9 +10,9 @@ BANDS, FRAMES = 128, 313
 """Harmonic-CNN's front end output for an 80,000-sample crop: 128 bands × 313 frames."""
 
 
-def test_counts_every_conv_three_times_over_harmonic_cnns_maps(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("benchmarks_importable")
+def test_counts_every_conv_three_times_over_harmonic_cnns_maps() -> None:
     """Forward, weight and input gradient of each 3×3 conv (the first one's input too: its front end learns)."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from conv_bound import count_conv_flops
 
     batch, expected, channels, rows, cols = 2, 0, 6, BANDS, FRAMES

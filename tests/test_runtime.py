@@ -95,10 +95,10 @@ def test_only_a_one_shot_process_freezes_its_imports(entry: str, expected: list[
     assert out.stdout.split() == expected, out.stderr
 
 
+@pytest.mark.usefixtures("benchmarks_importable")
 def test_benchmark_workers_get_their_own_trees_openmp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """benchmarks/train_step.py --against: each tree's worker runs with what that tree's commands set, if anything."""
     root = Path(__file__).resolve().parents[1]
-    monkeypatch.syspath_prepend(str(root / "benchmarks"))
     from train_step import tree_environment
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -11,9 +9,9 @@ from jetatag.config import Phase
 from jetatag.train.schedule import make_optimizer
 
 
-def test_the_timed_step_updates_weights_with_the_optimizer_training_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("benchmarks_importable")
+def test_the_timed_step_updates_weights_with_the_optimizer_training_builds() -> None:
     """A stand-in optimizer (torch's per-tensor Adam where training runs the fused one) would time another step."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from train_step import training_optimizer
 
     torch.manual_seed(0)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from jetatag.models.conv3x3 import BANDED_FROM_ROWS
 
 
+@pytest.mark.usefixtures("benchmarks_importable")
 @pytest.mark.parametrize(
     ("shape", "methods"),
     [
@@ -16,10 +15,7 @@ from jetatag.models.conv3x3 import BANDED_FROM_ROWS
         ((40, 8, 1, 243, 1, 3), {"oneDNN", "taps"}),  # one-row maps: Sample-CNN's
     ],
 )
-def test_times_each_method_on_a_shape_and_checks_it_against_onednn(
-    shape: tuple[int, ...], methods: set[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+def test_times_each_method_on_a_shape_and_checks_it_against_onednn(shape: tuple[int, ...], methods: set[str]) -> None:
     from weight_grad import time_shape
 
     rows = time_shape(shape, batch=2, rounds=1)
