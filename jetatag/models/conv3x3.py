@@ -15,6 +15,9 @@ At width 1.0 they took 2-7 % off a Harmonic-CNN training step on an idle 2-core 
 On CPUs without AVX-512 oneDNN's weight gradient is slower still, bands or not, and one matmul per kernel
 tap (:func:`jetatag.models.same_conv.tap_weight_grad`) takes its place. Forward and input gradient are the
 plain convolution's; the gradients equal ``nn.Conv2d``'s to float rounding.
+
+From 128 input channels, on maps of 8 rows or more, the whole training pass runs as Winograd F(4×4, 3×3)
+instead (:mod:`jetatag.models.winograd`): a quarter of the multiplications for the forward and both gradients.
 """
 
 from __future__ import annotations
@@ -30,9 +33,16 @@ from jetatag.models.same_conv import (
     onednn_weight_grad,
     tap_weight_grad,
 )
+from jetatag.models.winograd import WinogradConv3x3
 
 CHEAP_BACKWARD_FROM = 128
 """Output channels from which the cheap backward pays; narrower convs (the demo's) ran faster plain."""
+WINOGRAD_FROM_CHANNELS = 128
+"""Input channels from which those convs run as Winograd F(4×4, 3×3) (:mod:`jetatag.models.winograd`) on maps
+at least :data:`WINOGRAD_FROM_ROWS` tall; the first block's 6 harmonics are too few for its matmuls (0.26-0.37×)."""
+WINOGRAD_FROM_ROWS = 8
+"""Map rows from which Winograd pays: on blocks 6-7's 4 × 9 and 2 × 3 maps its 4 × 4 tiles are a third to
+two thirds padding, and it ran at 0.38-0.93× (``benchmarks/winograd.py``)."""
 BAND_ROWS = 4
 """Output rows per band of the banded weight gradient (2-8 ran about equally fast; 4 is the middle)."""
 BANDED_FROM_ROWS = 64
@@ -42,9 +52,10 @@ BANDED_FROM_ROWS = 64
 class Conv3x3(nn.Conv2d):
     """Conv2d, kernel 3×3, stride 1, padding 1; same parameters and state dict as :class:`torch.nn.Conv2d`.
 
-    Training on CPU in float32 with channels-last input, the backward runs through :class:`WeightGradConv`, its bias
-    gradient a sum and its weight gradient :func:`weight_grad_method`'s pick (under autocast the plain conv runs,
-    in oneDNN's bf16 kernels).
+    Training on CPU in float32 with channels-last input, wide convs over tall enough maps run as
+    :class:`WinogradConv3x3`; the others' backward runs through :class:`WeightGradConv`, its bias gradient a sum and
+    its weight gradient :func:`weight_grad_method`'s pick (under autocast the plain conv runs, in oneDNN's bf16
+    kernels).
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -53,6 +64,8 @@ class Conv3x3(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, F, T)
         if not self._cheap_backward_pays(x):
             return super().forward(x)
+        if self.in_channels >= WINOGRAD_FROM_CHANNELS and x.shape[2] >= WINOGRAD_FROM_ROWS:
+            return WinogradConv3x3.apply(x, self.weight, self.bias)  # (B, C_out, F, T)
         return WeightGradConv.apply(x, self.weight, self.bias, weight_grad_method(x.shape[2]))  # (B, C_out, F, T)
 
     def _cheap_backward_pays(self, x: torch.Tensor) -> bool:
