@@ -78,13 +78,20 @@ def time_shape(shape: tuple[int, ...], *, batch: int, rounds: int) -> list[dict[
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def per_shape_options(description: str) -> argparse.Namespace:
+    """The command line of the per-shape conv benchmarks (this one and ``winograd.py``): batch, rounds and
+    threads, the threads set for torch."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per shape (after one untimed)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = per_shape_options(__doc__)
     capability = torch.backends.cpu.get_cpu_capability()
     print(f"CPU capability {capability} (trainers use tap matmuls: {TAP_GEMM_CPU}); batch {args.batch}")
     print("| C_in → C_out | map | kernel | method | ms | GFLOP/s | × taps' time | max rel. diff |")

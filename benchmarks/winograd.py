@@ -14,7 +14,6 @@ direct ones, relative to each one's largest entry. Trainers take Winograd from
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ if __name__ == "__main__":  # before torch loads, as `jetatag` commands run: all
     configure_process()
 
 import torch  # noqa: E402
+from weight_grad import per_shape_options  # noqa: E402  (benchmarks/, this script's folder)
 
 from jetatag.models.conv3x3 import WINOGRAD_FROM_CHANNELS, WINOGRAD_FROM_ROWS, weight_grad_method  # noqa: E402
 from jetatag.models.same_conv import WeightGradConv  # noqa: E402
@@ -87,12 +87,7 @@ def time_shape(shape: tuple[int, int, int, int], *, batch: int, rounds: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per shape (after one untimed)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = per_shape_options(__doc__)
     print(
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}; batch {args.batch}; trainers take Winograd "
         f"from {WINOGRAD_FROM_CHANNELS} input channels on maps of {WINOGRAD_FROM_ROWS} rows or more"
