@@ -33,6 +33,7 @@ rule evaluate:
             "jetatag/models/sinc.py",
             "jetatag/models/sincnet.py",
             "jetatag/models/tagger.py",
+            "jetatag/models/winograd.py",
             "jetatag/progress.py",
         ],
     output:
